@@ -56,9 +56,9 @@ struct ContainerConfig {
   std::map<std::string, std::string> labels;
   std::string workdir;
   std::string user;
-  std::vector<std::string> binds;  // "/host:/container[:ro]"
+  std::vector<std::string> binds;            // "/host:/container[:ro]"
   std::map<std::string, std::string> tmpfs;  // container path → mount options ("size=1m,mode=0700")
-  std::string network_mode;        // "" keeps dockerd's default; "none", "host", a network
+  std::string network_mode;  // "" keeps dockerd's default; "none", "host", a network
   bool tty = false;
   bool open_stdin = false;
   bool auto_remove = false;
@@ -215,19 +215,26 @@ class EventStream {
   virtual void close() = 0;
 };
 
+// Errors of every method: transport failures as engine/errors.hpp maps them (unavailable,
+// deadline_exceeded, cancelled, permission_denied), dockerd's refusals by status_from_http
+// (not_found, already_exists, invalid_argument, ...), failed_precondition from negotiation. Each
+// message begins with the operation and its object: "start container 3f2a1b4c5d6e: dockerd: ...".
+// Arguments are read when the returned awaitable runs: co_await it in the same full-expression.
 class DockerClient {
  public:
   DockerClient(asio::any_io_executor executor, std::unique_ptr<Dialer> dialer,
                DockerClientOptions options = {});
   ~DockerClient();
 
-  // A client for a DOCKER_HOST-style address ("unix:///var/run/docker.sock", "tcp://h:p").
+  // A client for a DOCKER_HOST-style address ("unix:///var/run/docker.sock", "tcp://h:p");
+  // invalid_argument for an address parse_endpoint() refuses. Nothing is dialled yet.
   static Result<std::unique_ptr<DockerClient>> for_host(asio::any_io_executor executor,
                                                         std::string_view docker_host,
                                                         DockerClientOptions options = {});
 
-  // Reads /version and fixes the API version used from then on. failed_precondition when
-  // dockerd's API is older than kMinApiVersion. Called by every method when not done yet.
+  // Reads /version and fixes the API version used from then on (see negotiate_api_version()).
+  // failed_precondition when dockerd's API is older than kMinApiVersion. Called by every method
+  // when not done yet; version() and ping() are unversioned and never negotiate.
   asio::awaitable<Status> negotiate();
   const std::string& api_version() const;  // "" before negotiate()
   const std::string& target_name() const;
@@ -238,15 +245,19 @@ class DockerClient {
   asio::awaitable<Result<nlohmann::json>> info();
 
   // Containers. `id` is an id or a name.
+  // Returns the new id; already_exists when the name is taken. dockerd's warnings are logged.
   asio::awaitable<Result<std::string>> create_container(const ContainerConfig& config);
   asio::awaitable<Status> start_container(const std::string& id);  // already started is ok
+  // Registers a wait (its response headers read) on a connection of its own; call before start.
   asio::awaitable<Result<std::unique_ptr<PendingWait>>> begin_wait(const std::string& id,
-                                                                    WaitCondition condition);
+                                                                   WaitCondition condition);
   asio::awaitable<Result<WaitResult>> wait_container(const std::string& id,
                                                      WaitCondition condition);
   // Stops with `grace` before dockerd kills; the HTTP deadline is grace plus a margin.
   asio::awaitable<Status> stop_container(const std::string& id, std::chrono::seconds grace);
+  // Already stopped is ok for stop; kill of a stopped container is failed_precondition.
   asio::awaitable<Status> kill_container(const std::string& id, std::string_view signal = "KILL");
+  // not_found when there is no such container (cleanup treats that as success).
   asio::awaitable<Status> remove_container(const std::string& id, bool force, bool volumes);
   asio::awaitable<Result<ContainerInfo>> inspect_container(const std::string& id);
   asio::awaitable<Result<std::vector<ContainerSummary>>> list_containers(

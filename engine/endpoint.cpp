@@ -7,7 +7,8 @@ namespace odd::engine {
 
 std::string Endpoint::to_string() const {
   if (kind == Kind::kUnix) return "unix://" + path;
-  return "tcp://" + host + ":" + std::to_string(port);
+  bool ipv6 = host.find(':') != std::string::npos;
+  return "tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 namespace {
