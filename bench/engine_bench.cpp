@@ -4,6 +4,9 @@
 //   odd_bench_engine p1 SOCKET IMAGE N        create, start, wait, logs, remove of `true`, N times
 //   odd_bench_engine p2 SOCKET IMAGE N K      N such containers, K in flight
 //   odd_bench_engine logs SOCKET CONTAINER    read and demultiplex an exited container's log
+//   odd_bench_engine build SOCKET CONTEXT REPOSITORY CACHE_DIR
+//                                             content-hashed build (a no-op when the tag exists)
+//   odd_bench_engine hash CONTEXT             scan and hash a context with no digest cache
 
 #include <sys/resource.h>
 
@@ -11,6 +14,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/build_context.hpp"
 #include "engine/docker_client.hpp"
+#include "engine/image_builder.hpp"
 #include "engine/log_stream.hpp"
 
 namespace {
@@ -166,6 +172,55 @@ int logs(const std::string& socket, const std::string& container) {
   return 0;
 }
 
+int build(const std::string& socket, const std::string& context, const std::string& repository,
+          const std::string& cache_dir) {
+  asio::io_context io;
+  asio::thread_pool pool(2);
+  auto client = connect(io, socket);
+  odd::engine::ImageBuilder builder(*client, pool.get_executor(), cache_dir);
+  odd::engine::BuiltImage built;
+  double wall = 0;
+  double cpu_start = cpu_seconds();
+  run(io, [&]() -> asio::awaitable<void> {
+    if (auto s = co_await client->negotiate(); !s.ok()) fail(s);
+    odd::engine::ImageBuildSpec spec;
+    spec.context_dir = context;
+    spec.repository = repository;
+    auto start = Clock::now();
+    auto result = co_await builder.build(spec, nullptr, nullptr);
+    if (!result) fail(result.error());
+    wall = seconds_since(start);
+    built = *result;
+  });
+  nlohmann::json out = {{"bench", "build"},
+                        {"image", built.image},
+                        {"cache_hit", built.cache_hit},
+                        {"buildkit", built.buildkit},
+                        {"context_bytes", built.context_bytes},
+                        {"wall_s", wall},
+                        {"cpu_s", cpu_seconds() - cpu_start}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+int hash(const std::string& context) {
+  odd::engine::ContextOptions options;
+  options.context_dir = context;
+  options.racy_window = std::chrono::nanoseconds(0);
+  auto start = Clock::now();
+  auto scanned = odd::engine::scan_context(options);
+  if (!scanned) fail(scanned.error());
+  double wall = seconds_since(start);
+  nlohmann::json out = {{"bench", "hash"},
+                        {"files", scanned->entries.size()},
+                        {"bytes", scanned->total_size},
+                        {"bytes_read", scanned->stats.bytes_read},
+                        {"wall_s", wall},
+                        {"mb_per_s", static_cast<double>(scanned->stats.bytes_read) / 1e6 / wall}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,7 +229,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: odd_bench_engine p1 SOCKET IMAGE N\n"
                  "       odd_bench_engine p2 SOCKET IMAGE N K\n"
-                 "       odd_bench_engine logs SOCKET CONTAINER\n");
+                 "       odd_bench_engine logs SOCKET CONTAINER\n"
+                 "       odd_bench_engine build SOCKET CONTEXT REPOSITORY CACHE_DIR\n"
+                 "       odd_bench_engine hash CONTEXT\n");
     return 2;
   };
   if (args.empty()) return usage();
@@ -183,5 +240,7 @@ int main(int argc, char** argv) {
     return p2(args[1], args[2], std::stoi(args[3]), std::stoi(args[4]));
   }
   if (args[0] == "logs" && args.size() == 3) return logs(args[1], args[2]);
+  if (args[0] == "build" && args.size() == 5) return build(args[1], args[2], args[3], args[4]);
+  if (args[0] == "hash" && args.size() == 2) return hash(args[1]);
   return usage();
 }

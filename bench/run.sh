@@ -4,6 +4,7 @@
 #   P1  one container at a time: create, start, wait, logs, remove of `true`
 #   P2  many containers of `true` with a bounded number in flight
 #   P5  reading the logs of an exited container that wrote 550 MB over stdout and stderr
+#   P6  builds of a 100 MB context of 3,006 files: first build, no-op rebuild, cold hashing
 # Peers: the floor (bench/floor), docker-py, the docker CLI, curl (P5). odd's own runner,
 # $ODD_BUILD_DIR/bench/odd_bench_engine (same subcommands and JSON as the floor), is included
 # with its targets when it has been built.
@@ -13,7 +14,7 @@
 #   ODD_BUILD_DIR          CMake build dir for bench/odd_bench_floor (default <repo>/build); when it
 #                          holds no configured build, the floor is compiled with ${CXX:-c++} -O2
 #   ODD_TEST_DOCKER_HOST   use this dockerd instead of starting a private one
-#   ODD_BENCH_ONLY         the benchmarks to run (default "p1 p2 p5")
+#   ODD_BENCH_ONLY         the benchmarks to run (default "p1 p2 p5 p6")
 #   ODD_BENCH_P1_N=20  ODD_BENCH_P2_N=50  ODD_BENCH_P2_K=8  ODD_BENCH_P5_BYTES=275000000 (a stream)
 #   ODD_BENCH_ROUNDS       rounds of P1 and P2 for the floor and odd, alternating (default 3; one
 #                          when odd's runner is not built); the best round of each is compared
@@ -22,7 +23,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${ODD_BUILD_DIR:-$root/build}"
-only="${ODD_BENCH_ONLY:-p1 p2 p5}"
+only="${ODD_BENCH_ONLY:-p1 p2 p5 p6}"
 p1_n="${ODD_BENCH_P1_N:-20}"
 p2_n="${ODD_BENCH_P2_N:-50}"
 p2_k="${ODD_BENCH_P2_K:-8}"
@@ -209,6 +210,48 @@ if wants p5; then
   p5_container=""
 fi
 
+if wants p6 && [ -n "$odd" ]; then
+  # 3,004 files of random bytes (about 100 MB in all) in 350 directories, plus the Dockerfile and
+  # a .dockerignore: the shape of a mid-sized repository.
+  p6_ctx="$work/p6-context"
+  "$python" - "$p6_ctx" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(6)
+files, total = 3004, 100 * 1024 * 1024
+for i in range(files):
+    d = os.path.join(root, f"d{i % 50:02d}", f"s{i % 7}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:04d}.bin"), "wb") as f:
+        f.write(rng.randbytes(total // files))
+with open(os.path.join(root, "Dockerfile"), "w") as f:
+    f.write("FROM scratch\nCOPY . /ctx\n")
+with open(os.path.join(root, ".dockerignore"), "w") as f:
+    f.write("*.tmp\n")
+PY
+  cat "$p6_ctx"/*/*/*.bin >/dev/null # warm page cache: hashing is measured, not the disk
+  p6_repo="odd-bench/p6-$$"
+  for ((round = 1; round <= 3; round++)); do
+    run_peer p6 hash "$odd" hash "$p6_ctx"
+  done
+  round=1
+  run_peer p6 odd-first "$odd" build "$socket" "$p6_ctx" "$p6_repo" "$work/p6-cache"
+  time_peer p6 classic-first env DOCKER_BUILDKIT=0 "$docker" -H "$ODD_TEST_DOCKER_HOST" \
+    build -q -t "$p6_repo:classic" "$p6_ctx"
+  time_peer p6 buildkit-first env DOCKER_BUILDKIT=1 "$docker" -H "$ODD_TEST_DOCKER_HOST" \
+    build -q -t "$p6_repo:buildkit" "$p6_ctx"
+  for ((round = 1; round <= 3; round++)); do
+    run_peer p6 odd-noop "$odd" build "$socket" "$p6_ctx" "$p6_repo" "$work/p6-cache"
+    time_peer p6 classic-noop env DOCKER_BUILDKIT=0 "$docker" -H "$ODD_TEST_DOCKER_HOST" \
+      build -q -t "$p6_repo:classic" "$p6_ctx"
+    time_peer p6 buildkit-noop env DOCKER_BUILDKIT=1 "$docker" -H "$ODD_TEST_DOCKER_HOST" \
+      build -q -t "$p6_repo:buildkit" "$p6_ctx"
+  done
+  round=1
+  "$docker" -H "$ODD_TEST_DOCKER_HOST" images -q "$p6_repo" | sort -u |
+    xargs -r "$docker" -H "$ODD_TEST_DOCKER_HOST" rmi -f >/dev/null 2>&1 || true
+fi
+
 # --- report ---------------------------------------------------------------------------------
 
 dockerd_version="$("$docker" -H "$ODD_TEST_DOCKER_HOST" version \
@@ -323,4 +366,30 @@ if generate:
     if odd and cli:
         print(f"  target: odd wall <= docker logs wall ({odd['wall_s']:.3f} <= "
               f"{cli['wall_s']:.3f} s): {verdict(odd['wall_s'], cli['wall_s'])}")
+
+hashed = load("p6", "hash", "wall_s")
+if hashed:
+    print(f"\nP6  builds of a {hashed['bytes'] / 1e6:.0f} MB context of {hashed['files']} entries "
+          "(best of 3 where repeated)")
+    rate = hashed["mb_per_s"]
+    print(f"  cold hashing (no digest cache, warm page cache): {rate:.0f} MB/s   "
+          f"target >= 800 MB/s: {'met' if rate >= 800 else 'NOT met'}")
+    rows = [("odd-first", "odd, first build"), ("classic-first", "docker build, classic"),
+            ("buildkit-first", "docker build, BuildKit"), ("odd-noop", "odd, no-op rebuild"),
+            ("classic-noop", "classic, no-op"), ("buildkit-noop", "BuildKit, no-op")]
+    got = {peer: load("p6", peer, "wall_s") for peer, _ in rows}
+    for peer, title in rows:
+        r = got[peer]
+        print(f"  {title:<28}" + (f"{r['wall_s']:>8.3f} s" if r else "    failed"))
+    def target(name, odd_key, peer_key, limit):
+        o, p = got.get(odd_key), got.get(peer_key)
+        if o and p:
+            ratio = o["wall_s"] / p["wall_s"]
+            print(f"  {name:<44}{ratio:>6.3f}x  target <= {limit}x: {verdict(ratio, limit)}")
+    target("first build vs classic docker build", "odd-first", "classic-first", 1.05)
+    target("no-op rebuild vs BuildKit no-op", "odd-noop", "buildkit-noop", 0.2)
+    target("no-op rebuild vs classic no-op", "odd-noop", "classic-noop", 0.05)
+    noop = got.get("odd-noop")
+    if noop and not noop.get("cache_hit"):
+        print("  WRONG: odd's no-op rebuild was not a cache hit")
 EOF

@@ -160,6 +160,7 @@ ImageSummary parse_image_summary(const json& doc) {
   ImageSummary summary;
   summary.id = get_string(doc, "Id");
   summary.repo_tags = get_strings(doc, "RepoTags");
+  summary.created = get_int(doc, "Created");
   summary.size = get_int(doc, "Size");
   summary.labels = get_string_map(doc, "Labels");
   return summary;
@@ -577,6 +578,45 @@ struct DockerClient::Impl {
     co_return ok_status();
   }
 
+  // Sends the context and reads the build's progress to its end; `reader` stays with the caller
+  // so a timeout can close it.
+  asio::awaitable<Result<std::string>> build(HttpRequest request, BodySource context,
+                                             BuildStreamParser& parser,
+                                             std::unique_ptr<BodyReader>& reader, Millis timeout,
+                                             const std::string& what) {
+    auto opened = co_await http.upload(std::move(request), std::move(context), timeout);
+    if (!opened) co_return opened.error().with_context(what);
+    reader = std::move(*opened);
+    if (!is_success(reader->status())) {
+      unsigned status = reader->status();
+      auto body = co_await read_small_body(*reader, kMaxSmallBody);
+      if (!body) co_return body.error().with_context(what);
+      co_return status_from_http(status, *body, what);
+    }
+    JsonLineBuffer lines;
+    std::array<char, kReadChunk> chunk;
+    Status failed;
+    auto consume = [&](const std::string& line) {
+      Status s = parser.consume_line(line);
+      if (!s.ok() && failed.ok()) failed = s.with_context(what);
+    };
+    for (;;) {
+      auto n = co_await reader->read_some(asio::buffer(chunk));
+      if (!n) co_return n.error().with_context(what);
+      if (*n == 0) break;
+      if (Status s = lines.feed(std::string_view(chunk.data(), *n)); !s.ok()) {
+        co_return internal_error(what + ": " + s.message());
+      }
+      while (auto line = lines.next()) consume(*line);
+    }
+    if (auto line = lines.finish()) consume(*line);
+    if (!failed.ok()) co_return failed;
+    if (parser.image_id().empty()) {
+      co_return internal_error(what + ": dockerd ended the build without naming an image");
+    }
+    co_return parser.image_id();
+  }
+
   asio::any_io_executor executor;
   DockerClientOptions options;
   HttpClient http;
@@ -934,6 +974,36 @@ asio::awaitable<Status> DockerClient::pull_image(
   if (outcome.index() == 0) co_return std::get<0>(std::move(outcome));
   if (auto [ec] = std::get<1>(outcome); ec) co_return cancelled(context + ": cancelled");
   co_return deadline_exceeded(context + ": not finished within " + describe_duration(timeout));
+}
+
+asio::awaitable<Result<std::string>> DockerClient::build_image(const BuildOptions& options,
+                                                               BodySource context,
+                                                               BuildStreamParser& parser,
+                                                               Millis timeout) {
+  using namespace asio::experimental::awaitable_operators;
+  std::string what = "build image " + options.tag;
+  if (Status s = co_await negotiate(); !s.ok()) co_return s.with_context(what);
+  Query query;
+  query.add("t", options.tag).add("dockerfile", options.dockerfile);
+  if (!options.build_args.empty()) query.add("buildargs", json(options.build_args).dump());
+  if (!options.labels.empty()) query.add("labels", json(options.labels).dump());
+  if (!options.target.empty()) query.add("target", options.target);
+  if (!options.platform.empty()) query.add("platform", options.platform);
+  if (!options.network_mode.empty()) query.add("networkmode", options.network_mode);
+  query.add_bool("nocache", options.no_cache).add_bool("pull", options.pull);
+  query.add("rm", "1").add("forcerm", "1").add("version", options.buildkit ? "2" : "1");
+  HttpRequest request = make_request("POST", impl_->path("/build" + query.to_string()));
+  request.content_type = "application/x-tar";
+
+  std::unique_ptr<BodyReader> reader;
+  asio::steady_timer timer(impl_->executor, timeout);
+  auto outcome = co_await (
+      impl_->build(std::move(request), std::move(context), parser, reader, timeout, what) ||
+      timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+  if (reader) reader->close();
+  if (outcome.index() == 0) co_return std::get<0>(std::move(outcome));
+  if (auto [ec] = std::get<1>(outcome); ec) co_return cancelled(what + ": cancelled");
+  co_return deadline_exceeded(what + ": not finished within " + describe_duration(timeout));
 }
 
 // ---- Events ----

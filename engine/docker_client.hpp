@@ -18,6 +18,7 @@
 
 #include "common/status.hpp"
 #include "engine/api.hpp"
+#include "engine/build_stream.hpp"
 #include "engine/http_client.hpp"
 
 namespace odd::engine {
@@ -169,6 +170,7 @@ struct ImageInfo {
 struct ImageSummary {
   std::string id;
   std::vector<std::string> repo_tags;
+  std::int64_t created = 0;  // unix seconds
   std::int64_t size = 0;
   std::map<std::string, std::string> labels;
 };
@@ -177,6 +179,19 @@ struct ListImagesOptions {
   bool all = false;
   std::vector<std::string> reference_filters;  // "repo", "repo:tag"
   std::vector<std::string> label_filters;
+};
+
+struct BuildOptions {
+  std::string tag;                        // "repository:tag" given to the built image
+  std::string dockerfile = "Dockerfile";  // path inside the context
+  std::map<std::string, std::string> build_args;
+  std::string target;
+  std::string platform;
+  std::map<std::string, std::string> labels;
+  std::string network_mode;  // for RUN steps: "none" or "host" where dockerd has no bridge
+  bool no_cache = false;
+  bool pull = false;
+  bool buildkit = true;  // POST /build?version=2; false for the classic builder
 };
 
 struct PullProgress {
@@ -289,6 +304,12 @@ class DockerClient {
   asio::awaitable<Status> remove_image(const std::string& name, bool force, bool prune_parents);
   asio::awaitable<Status> tag_image(const std::string& source, const std::string& repository,
                                     const std::string& tag);
+  // Streams the build context tar from `context` to POST /build (chunked) and feeds every progress
+  // line to `parser`; returns the image id. failed_precondition with dockerd's message and the
+  // step when the build fails, invalid_argument for options dockerd rejects, deadline_exceeded
+  // past `timeout`, or the context source's own error.
+  asio::awaitable<Result<std::string>> build_image(const BuildOptions& options, BodySource context,
+                                                   BuildStreamParser& parser, Millis timeout);
   // Pulls `image` (with its tag or digest); progress reported as it arrives. dockerd's stream
   // errors ("pull access denied", DNS failures) become the returned Status; bounded by `timeout`.
   asio::awaitable<Status> pull_image(const std::string& image,

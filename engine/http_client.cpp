@@ -446,24 +446,30 @@ struct HttpClient::Impl {
     }
   }
 
-  // A connection of its own, the request sent and the response header read.
+  // A connection of its own, the request sent (its body from `source` when given) and the
+  // response header read.
   template <class Parser>
   asio::awaitable<Result<Link>> open_dedicated(const HttpRequest& request, std::string_view extra,
-                                               Parser& parser, Millis header_timeout) {
-    auto deadline = deadline_after(header_timeout);
+                                               Parser& parser, BodySource* source, Millis timeout) {
+    auto deadline = deadline_after(timeout);
     std::string what = request.method + " " + request.target;
     auto link = co_await dial(deadline);
     if (!link) co_return link.error().with_context(what);
-    std::string head = serialize_head(request, false, extra);
-    head += request.body;
-    if (auto ec = co_await send(*link, head, deadline)) {
+    std::string head = serialize_head(request, source != nullptr, extra);
+    if (source == nullptr) head += request.body;
+    source_error.reset();
+    auto sent = co_await send(*link, head, deadline);
+    if (!sent && source != nullptr) sent = co_await send_streamed(*link, *source, deadline);
+    if (source_error) {
       link->conn->close();
-      co_return failure(ec, what);
+      co_return source_error->with_context(what);
     }
     parser.header_limit(kMaxHeaderBytes);
-    if (auto ec = co_await read_header(*link, parser, deadline)) {
+    // A peer that refuses the body answers first and closes: its answer is the better error.
+    auto read = co_await read_header(*link, parser, sent ? deadline_after(Millis(2000)) : deadline);
+    if (read) {
       link->conn->close();
-      co_return failure(ec, what);
+      co_return failure(sent ? sent : read, what);
     }
     co_return std::move(*link);
   }
@@ -491,7 +497,18 @@ asio::awaitable<Result<std::unique_ptr<BodyReader>>> HttpClient::stream(HttpRequ
   parser->body_limit(boost::none);
   parser->eager(true);
   if (request.method == "HEAD") parser->skip(true);
-  auto link = co_await impl_->open_dedicated(request, "", *parser, header_timeout);
+  auto link = co_await impl_->open_dedicated(request, "", *parser, nullptr, header_timeout);
+  if (!link) co_return link.error();
+  co_return std::make_unique<BodyReaderImpl>(std::move(*link), std::move(parser), impl_->target);
+}
+
+asio::awaitable<Result<std::unique_ptr<BodyReader>>> HttpClient::upload(HttpRequest request,
+                                                                        BodySource source,
+                                                                        Millis timeout) {
+  auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
+  parser->body_limit(boost::none);
+  parser->eager(true);
+  auto link = co_await impl_->open_dedicated(request, "", *parser, &source, timeout);
   if (!link) co_return link.error();
   co_return std::make_unique<BodyReaderImpl>(std::move(*link), std::move(parser), impl_->target);
 }
@@ -500,7 +517,7 @@ asio::awaitable<Result<HttpClient::Hijacked>> HttpClient::hijack(HttpRequest req
                                                                  Millis header_timeout) {
   http::response_parser<http::empty_body> parser;
   auto link = co_await impl_->open_dedicated(request, "Connection: Upgrade\r\nUpgrade: tcp\r\n",
-                                             parser, header_timeout);
+                                             parser, nullptr, header_timeout);
   if (!link) co_return link.error();
   Hijacked out;
   out.response.status = parser.get().result_int();

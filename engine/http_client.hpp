@@ -95,6 +95,12 @@ class HttpClient {
   asio::awaitable<Result<std::unique_ptr<BodyReader>>> stream(HttpRequest request,
                                                               Millis header_timeout);
 
+  // As stream(), with the request body streamed from `source` in chunked transfer encoding on the
+  // new connection; `timeout` bounds sending the body and receiving the response headers. When
+  // dockerd answers before taking the whole body (an early error), that answer is returned.
+  asio::awaitable<Result<std::unique_ptr<BodyReader>>> upload(HttpRequest request,
+                                                              BodySource source, Millis timeout);
+
   // Sends `request` with "Connection: Upgrade, Upgrade: tcp" on a new connection. On a 101 (or
   // 200) response `stream` carries the raw bytes that follow; on any other status `stream` is
   // null and `response` holds the status and the whole (error) body.
