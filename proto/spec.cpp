@@ -1,5 +1,6 @@
 #include "proto/spec.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <initializer_list>
 #include <limits>
 #include <set>
+#include <sstream>
 
 #include "proto/matrix.hpp"
 
@@ -1084,30 +1086,69 @@ Result<Json> parse_json_text(std::string_view text) {
     if (colon != std::string::npos) what.erase(0, colon + 2);
     return fail("",
                 "invalid JSON at " + line_column(text, e.byte == 0 ? 0 : e.byte - 1) + ": " + what);
+  } catch (const Json::exception& e) {
+    // A number out of range ("1e999") is an out_of_range, not a parse_error.
+    std::string what = e.what();
+    if (const std::size_t end = what.find("] "); end != std::string::npos) what.erase(0, end + 2);
+    return fail("", "invalid JSON: " + what);
   }
 }
 
+// Notes where each document starts; the events themselves are not needed.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts_.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  const std::vector<YAML::Mark>& starts() const { return starts_; }
+
+ private:
+  std::vector<YAML::Mark> starts_;
+};
+
+std::string yaml_at(const YAML::Mark& mark) {
+  if (mark.is_null()) return "invalid YAML";
+  return "invalid YAML at line " + std::to_string(mark.line + 1) + ", column " +
+         std::to_string(mark.column + 1);
+}
+
 Result<Json> parse_yaml_text(std::string_view text) {
-  std::vector<YAML::Node> documents;
+  const std::string input(text);
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    std::string message = "invalid YAML";
-    if (!e.mark.is_null()) {
-      message += " at line " + std::to_string(e.mark.line + 1) + ", column " +
-                 std::to_string(e.mark.column + 1);
+    // YAML::LoadAll never returns on a stray ',' outside a flow collection (yaml-cpp 0.7,
+    // jbeder/yaml-cpp#1040): the parser reports an endless run of empty documents. So documents
+    // are counted with at most two calls, and the first one is loaded on its own.
+    std::istringstream stream(input);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
     }
-    return fail("", message + ": " + e.msg);
+    if (counter.starts().size() > 1) {
+      return fail("", yaml_at(counter.starts()[1]) +
+                          ": expected a single document (a second one, or a stray ',', starts "
+                          "here)");
+    }
+    document = YAML::Load(input);
+  } catch (const YAML::Exception& e) {
+    return fail("", yaml_at(e.mark) + ": " + e.msg);
   }
-  if (documents.empty() || documents[0].IsNull()) return fail("", "the spec is empty");
-  if (documents.size() > 1) {
-    return fail("", "expected one YAML document, got " + std::to_string(documents.size()));
-  }
+  if (!document.IsDefined() || document.IsNull()) return fail("", "the spec is empty");
   try {
     YamlConverter converter;
-    return converter.convert(documents[0], "", 0);
+    return converter.convert(document, "", 0);
   } catch (const YAML::Exception& e) {
-    return fail("", "invalid YAML: " + e.msg);
+    return fail("", yaml_at(e.mark) + ": " + e.msg);
   }
 }
 
