@@ -163,7 +163,9 @@ struct RunSpec {
 
 // Parses and validates a spec given as YAML, or as JSON when its first non-blank byte is '{'.
 // invalid_argument for anything wrong, its message "<path>: <what was expected>, got <what>"
-// (see spec_error_path); syntax errors name the line and column.
+// (see spec_error_path); syntax errors name the line and column. YAML is read as one document
+// with the 1.2 core schema for null, booleans and integers; every other scalar stays a string
+// (no field is a float, and a matrix value 3.10 stays "3.10"; 0600 stays "0600").
 Result<RunSpec> parse_spec(std::string_view text);
 
 // The same validation over a JSON value. nlohmann::json sorts object keys, so jobs come out in
