@@ -131,8 +131,7 @@ Status BuildStreamParser::consume_trace(std::string_view base64) {
     if (!vertex.error().empty()) failed_vertex_[vertex.digest()] = vertex.name();
     if (!is_step) continue;
     if (vertex.has_completed() && vertex.error().empty()) {
-      if (!completed_[vertex.digest()]) {
-        completed_[vertex.digest()] = true;
+      if (completed_.insert(vertex.digest()).second) {
         progress_.done = std::max(progress_.done, number);
         progress_.total = total;
         if (on_progress_) on_progress_(progress_);

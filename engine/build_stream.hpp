@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -54,7 +55,7 @@ class BuildStreamParser {
   std::string partial_;  // classic output arrives in pieces not aligned to lines
   std::deque<std::string> tail_;
   std::map<std::string, std::string> failed_vertex_;  // BuildKit digest -> name, errored ones
-  std::map<std::string, bool> completed_;             // BuildKit step vertexes seen completed
+  std::set<std::string> completed_;                   // BuildKit step vertexes seen completed
 };
 
 }  // namespace odd::engine
