@@ -1,0 +1,1 @@
+#include "daemon/container_engine.hpp"
