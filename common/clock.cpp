@@ -31,8 +31,8 @@ std::chrono::system_clock::time_point ManualClock::wall_now() const {
   // A fixed, readable epoch plus the time advanced so far.
   const auto epoch = std::chrono::sys_days(std::chrono::year(2026) / 11 / 22);
   return std::chrono::system_clock::time_point(epoch) +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-             now_.time_since_epoch() - std::chrono::hours(1));
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(now_.time_since_epoch() -
+                                                                         std::chrono::hours(1));
 }
 
 asio::awaitable<Status> ManualClock::sleep_for(Duration duration) {

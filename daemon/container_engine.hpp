@@ -53,11 +53,11 @@ struct ContainerRequest {
   // argv; empty means the image's own command. A spec's string command arrives here as
   // {"/bin/sh", "-c", text}.
   std::vector<std::string> cmd;
-  std::vector<std::string> env;                // "KEY=value": only what the spec declared
-  std::vector<std::string> binds;              // "/host/src:/dst[:ro]", sources already checked
-  std::map<std::string, std::string> labels;   // odd.run, odd.job, odd.attempt, odd.daemon, ...
-  std::string workdir;                         // "" keeps the image's
-  std::string network_mode;                    // "" keeps dockerd's default
+  std::vector<std::string> env;               // "KEY=value": only what the spec declared
+  std::vector<std::string> binds;             // "/host/src:/dst[:ro]", sources already checked
+  std::map<std::string, std::string> labels;  // odd.run, odd.job, odd.attempt, odd.daemon, ...
+  std::string workdir;                        // "" keeps the image's
+  std::string network_mode;                   // "" keeps dockerd's default
 };
 
 // Which of the container's output streams a piece of output came from.

@@ -56,8 +56,8 @@ class ControlService {
   virtual asio::awaitable<Result<proto::Json>> health() = 0;
 
   // POST /v1/runs. invalid_argument for a bad spec or request, its message starting with the
-  // spec path or body key at fault (the server reports proto::spec_error_path of it as "path"). The run starts at once (queued if the
-  // daemon's cap is reached).
+  // spec path or body key at fault (the server reports proto::spec_error_path of it as "path"). The
+  // run starts at once (queued if the daemon's cap is reached).
   virtual asio::awaitable<Result<Submitted>> submit(proto::SubmitRequest request,
                                                     proto::Caller caller) = 0;
   // Called when the connection of a waiting (not detached) submitter closes before its run

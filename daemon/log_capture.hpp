@@ -32,9 +32,9 @@ struct CaptureListener {
 };
 
 struct CaptureOptions {
-  std::filesystem::path dir;   // runs/<id>/jobs/<key>/
-  std::string container_name;  // file names: <container>-stdout-<stamp>.log.zst
-  std::string stamp;           // "20261122-142030Z" (proto::format_compact_utc)
+  std::filesystem::path dir;         // runs/<id>/jobs/<key>/
+  std::string container_name;        // file names: <container>-stdout-<stamp>.log.zst
+  std::string stamp;                 // "20261122-142030Z" (proto::format_compact_utc)
   std::vector<std::string> secrets;  // values to mask as "***"; empty ones are ignored
   std::size_t tail_lines = 200;
   std::size_t frame_bytes = 1 << 20;  // a zstd frame is closed at least every this many bytes
