@@ -1,0 +1,186 @@
+// oddd: the odd daemon. Reads its configuration, opens the state dir, connects to dockerd, serves
+// the control socket and runs what is submitted until SIGTERM or SIGINT, which cancel every run,
+// wait for container cleanup and exit. It never forks into the background.
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
+#include "common/logging.hpp"
+#include "daemon/config.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/docker_engine.hpp"
+#include "daemon/log_hub.hpp"
+#include "daemon/run_manager.hpp"
+#include "daemon/run_store.hpp"
+#include "engine/docker_client.hpp"
+#include "engine/image_builder.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace odd;
+using namespace odd::daemon;
+
+constexpr const char* kVersion = "0.1.0";
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "oddd: %s\n", message.c_str());
+  return 1;
+}
+
+int serve(const DaemonConfig& config, const std::string& config_path) {
+  asio::io_context io(1);
+  asio::thread_pool blocking(2);
+
+  auto store = RunStore::open(config.state_dir);
+  if (!store) return fail(store.error().message());
+  auto secrets = load_secret_values(config);
+  if (!secrets) return fail(secrets.error().message());
+
+  auto docker = engine::DockerClient::for_host(io.get_executor(), config.docker_host);
+  if (!docker) return fail("docker_host: " + docker.error().message());
+  engine::ImageBuilder builder(**docker, blocking.get_executor(),
+                               config.state_dir / "build-digests");
+  DockerEngine local(**docker, builder, DockerEngineOptions{});
+
+  SystemClock clock;
+  LogHub hub;
+  SchedulerEnv env;
+  env.clock = &clock;
+  env.engine_for = [&local](const std::string& host) -> ContainerEngine* {
+    return host == "local" ? &local : nullptr;
+  };
+  env.check_path = [&config](const std::filesystem::path& path, std::string_view what) {
+    return check_allowed_path(config, path, what);
+  };
+  env.cache_dir = [&store](const std::string& name) { return (*store)->cache_dir(name); };
+  env.instance_id = (*store)->instance_id();
+  env.default_network = config.default_network;
+  env.stop_grace = std::chrono::duration_cast<std::chrono::seconds>(config.stop_grace);
+  env.random = [engine = std::mt19937_64(std::random_device{}())]() mutable {
+    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+  };
+
+  RunManagerOptions options;
+  options.daemon_version = kVersion;
+  options.max_concurrency = config.max_concurrency;
+  options.retention = config.retention;
+  options.shutdown_grace = std::chrono::duration_cast<std::chrono::seconds>(config.shutdown_grace);
+  for (const auto& [name, host] : config.hosts) options.hosts.insert(name);
+  for (const auto& [name, value] : *secrets) options.secrets[name] = value;
+  RunManager manager(io.get_executor(), **store, hub, env, docker->get(), options);
+
+  ControlServerOptions server_options;
+  server_options.socket_path = config.socket;
+  server_options.socket_group = config.socket_group;
+  server_options.max_connections = config.limits.max_connections;
+  server_options.max_body_bytes = config.limits.max_request_bytes;
+  server_options.max_header_bytes = config.limits.max_header_bytes;
+  ControlServer server(io.get_executor(), manager, server_options);
+  if (Status listening = server.listen(); !listening.ok()) return fail(listening.message());
+
+  if (!config.allowed_roots) {
+    spdlog::warn("allowed_roots is not set: bind mounts and build contexts may use any path");
+  }
+  spdlog::info("oddd {} listening on {} (state {}, docker {}, config {})", kVersion,
+               config.socket.string(), config.state_dir.string(), config.docker_host,
+               config_path);
+
+  bool stopping = false;
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int number) {
+      if (ec) return;
+      if (number == SIGHUP) {
+        spdlog::warn("SIGHUP: reloading the configuration is not supported yet; restart oddd");
+        wait_signal();
+        return;
+      }
+      if (stopping) {
+        spdlog::warn("signal {} again: still waiting for runs to clean up", number);
+        wait_signal();
+        return;
+      }
+      stopping = true;
+      spdlog::info("signal {}: cancelling {} run(s) and stopping", number, manager.active_runs());
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            co_await manager.shutdown();
+            server.stop();
+          },
+          asio::detached);
+      wait_signal();
+    });
+  };
+  wait_signal();
+
+  asio::co_spawn(io, manager.reconcile(), asio::detached);
+  asio::co_spawn(io, server.run(), [&](std::exception_ptr error) {
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        spdlog::error("control server: {}", e.what());
+      }
+    }
+    signals.cancel();
+  });
+  io.run();
+  blocking.join();
+  spdlog::info("oddd stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"oddd: the odd daemon (test orchestration over dockerd and SSH)", "oddd"};
+  ConfigOverrides overrides;
+  std::string config_path = "/etc/odd/oddd.yaml";
+  bool explicit_config = false;
+  std::string socket, state_dir, docker_host, log_level;
+  bool show_version = false;
+  auto* config_option =
+      app.add_option("--config", config_path, "configuration file (default /etc/odd/oddd.yaml)");
+  app.add_option("--socket", socket, "control socket path");
+  app.add_option("--state-dir", state_dir, "state directory");
+  app.add_option("--docker-host", docker_host, "dockerd address (unix:///... or tcp://host:port)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
+  app.add_flag("--version", show_version, "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (show_version) {
+    std::printf("oddd %s\n", kVersion);
+    return 0;
+  }
+  explicit_config = config_option->count() > 0;
+  if (!socket.empty()) overrides.socket = socket;
+  if (!state_dir.empty()) overrides.state_dir = state_dir;
+  if (!docker_host.empty()) overrides.docker_host = docker_host;
+  if (!log_level.empty()) overrides.log_level = log_level;
+
+  auto config = load_config(config_path, explicit_config);
+  if (!config) return fail(config.error().message());
+  apply(*config, overrides);
+  if (Status logging = init_logging(config->log_level); !logging.ok()) {
+    return fail("log_level: " + logging.message());
+  }
+  // A client that goes away mid-response must not kill the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
+  return serve(*config, config_path);
+}
