@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <variant>
 
 #include "engine/errors.hpp"
@@ -302,8 +303,10 @@ struct HttpClient::Impl {
       }
       if (in_use < options.max_connections) {
         ++in_use;
+        // Released on failure, and when a cancellation throws out of the dial.
+        SlotGuard slot{this};
         auto link = co_await dial(deadline);
-        if (!link) release_slot();
+        if (link) slot.armed = false;
         co_return link;
       }
       auto [ec] = co_await until(
@@ -328,6 +331,29 @@ struct HttpClient::Impl {
     --in_use;
     pool_changed.cancel_one();
   }
+
+  struct SlotGuard {
+    Impl* impl;
+    bool armed = true;
+    ~SlotGuard() {
+      if (armed) impl->release_slot();
+    }
+  };
+
+  // Gives a pooled link back, closed, unless the request handed it back itself: a cancellation
+  // that throws out of a co_await must not leak a pool slot.
+  struct LinkGuard {
+    Impl* impl;
+    std::optional<Link> link;
+    ~LinkGuard() {
+      if (link) impl->give_back(std::move(*link), false);
+    }
+    Link take() {
+      Link taken = std::move(*link);
+      link.reset();
+      return taken;
+    }
+  };
 
   void give_back(Link link, bool reusable) {
     if (reusable && link.conn && link.conn->is_open() && link.buffer.size() == 0) {
@@ -425,19 +451,20 @@ struct HttpClient::Impl {
     auto deadline = deadline_after(timeout);
     std::string what = request.method + " " + request.target;
     for (int attempt = 0;; ++attempt) {
-      auto link = co_await acquire(deadline);
-      if (!link) co_return link.error().with_context(what);
+      auto acquired = co_await acquire(deadline);
+      if (!acquired) co_return acquired.error().with_context(what);
+      LinkGuard guard{this, std::move(*acquired)};
       source_error.reset();
       auto [ec, response, keep_alive, answered] =
-          co_await exchange(*link, request, source, deadline);
+          co_await exchange(*guard.link, request, source, deadline);
       if (!ec) {
-        give_back(std::move(*link), keep_alive);
+        give_back(guard.take(), keep_alive);
         co_return std::move(response);
       }
-      bool stale = link->reused && !answered && source == nullptr &&
+      bool stale = guard.link->reused && !answered && source == nullptr &&
                    (ec == asio::error::eof || ec == asio::error::connection_reset ||
                     ec == asio::error::broken_pipe);
-      give_back(std::move(*link), false);
+      give_back(guard.take(), false);
       if (source_error) co_return source_error->with_context(what);
       // A kept-alive connection the peer closed meanwhile fails before any byte of an answer;
       // the request never reached dockerd, so sending it once more on a new one is safe.
