@@ -1143,7 +1143,7 @@ Result<Json> parse_yaml_text(std::string_view text) {
   } catch (const YAML::Exception& e) {
     return fail("", yaml_at(e.mark) + ": " + e.msg);
   }
-  if (!document.IsDefined() || document.IsNull()) return fail("", "the spec is empty");
+  if (!document.IsDefined() || document.IsNull()) return Json();
   try {
     YamlConverter converter;
     return converter.convert(document, "", 0);
@@ -1279,22 +1279,38 @@ Result<Mount> parse_mount(std::string_view text) {
   return out;
 }
 
-Result<RunSpec> parse_spec(std::string_view text) {
+namespace {
+
+// The bounds and the parser shared by specs and other documents; `noun` names the text in
+// messages ("the spec"). An empty YAML document is null.
+Result<Json> read_document(std::string_view text, std::string_view noun) {
+  const std::string what(noun);
   if (text.size() > kMaxSpecBytes) {
-    return fail("", "the spec is " + std::to_string(text.size()) +
+    return fail("", what + " is " + std::to_string(text.size()) +
                         " bytes, more than the limit of " + std::to_string(kMaxSpecBytes) +
                         " (1 MiB)");
   }
   if (const std::size_t bad = bad_utf8(text); bad != std::string_view::npos) {
-    return fail("", "the spec is not valid UTF-8 at " + line_column(text, bad));
+    return fail("", what + " is not valid UTF-8 at " + line_column(text, bad));
   }
   if (flow_depth(text) > kMaxNesting || block_depth(text) > 4 * kMaxNesting) {
-    return fail("", "the spec is nested deeper than " + std::to_string(kMaxNesting) + " levels");
+    return fail("", what + " is nested deeper than " + std::to_string(kMaxNesting) + " levels");
   }
   const std::size_t first = text.find_first_not_of(" \t\r\n");
-  Result<Json> root = first != std::string_view::npos && text[first] == '{' ? parse_json_text(text)
-                                                                            : parse_yaml_text(text);
+  return first != std::string_view::npos && text[first] == '{' ? parse_json_text(text)
+                                                               : parse_yaml_text(text);
+}
+
+}  // namespace
+
+Result<nlohmann::ordered_json> parse_document(std::string_view text) {
+  return read_document(text, "the document");
+}
+
+Result<RunSpec> parse_spec(std::string_view text) {
+  Result<Json> root = read_document(text, "the spec");
   if (!root) return root.error();
+  if (root->is_null()) return fail("", "the spec is empty");
   try {
     return validate(*root);
   } catch (const nlohmann::json::exception& e) {

@@ -168,6 +168,11 @@ struct RunSpec {
 // (no field is a float, and a matrix value 3.10 stays "3.10"; 0600 stays "0600").
 Result<RunSpec> parse_spec(std::string_view text);
 
+// Reads YAML or JSON text into JSON with parse_spec's bounds and scalar typing, without reading
+// it as a spec: for other files a user writes (oddc's -e @vars.yaml). An empty document is null.
+// invalid_argument naming the line and column, or the key path, at fault.
+Result<nlohmann::ordered_json> parse_document(std::string_view text);
+
 // The same validation over a JSON value. nlohmann::json sorts object keys, so jobs come out in
 // name order; an ordered_json keeps the order it was built in.
 Result<RunSpec> parse_spec_json(const nlohmann::json& spec);

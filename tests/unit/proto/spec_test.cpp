@@ -621,5 +621,28 @@ TEST_CASE("long strings in messages are cut") {
   CHECK(parsed.error().message().find("...\"") != std::string::npos);
 }
 
+TEST_CASE("a document that is not a spec is read with the spec's typing and bounds") {
+  auto yaml = parse_document("filter: smoke\nversion: 3.10\nmode: 0600\ncount: 3\nnone:\n");
+  REQUIRE(yaml.has_value());
+  CHECK(*yaml == nlohmann::ordered_json{{"filter", "smoke"},
+                                        {"version", "3.10"},
+                                        {"mode", "0600"},
+                                        {"count", 3},
+                                        {"none", nullptr}});
+  auto json = parse_document(R"({"a": [1, true]})");
+  REQUIRE(json.has_value());
+  CHECK(*json == nlohmann::ordered_json{{"a", {1, true}}});
+  auto empty = parse_document("# only a comment\n");
+  REQUIRE(empty.has_value());
+  CHECK(empty->is_null());
+  auto bad = parse_document("a: [1\n");
+  REQUIRE(!bad.has_value());
+  CHECK(bad.error().message().find("invalid YAML at line ") == 0);
+  auto big = parse_document(std::string(kMaxSpecBytes + 1, '#'));
+  REQUIRE(!big.has_value());
+  CHECK(big.error().message().find("the document is 1048577 bytes") == 0);
+  CHECK(parse_spec("# only a comment\n").error().message() == "the spec is empty");
+}
+
 }  // namespace
 }  // namespace odd::proto
