@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <system_error>
 #include <vector>
@@ -17,10 +16,14 @@ namespace {
 constexpr std::size_t kBlock = 512;
 constexpr std::size_t kPiece = 64 * 1024;
 
+// width - 1 octal digits and a NUL, as ustar readers expect; values that do not fit are
+// clamped (no artifact comes near 8 GiB of one file).
 void put_octal(char* field, std::size_t width, std::uint64_t value) {
-  // width - 1 digits and a NUL, as ustar readers expect.
-  std::snprintf(field, width, "%0*llo", static_cast<int>(width - 1),
-                static_cast<unsigned long long>(value));
+  field[width - 1] = '\0';
+  for (std::size_t i = width - 1; i-- > 0;) {
+    field[i] = static_cast<char>('0' + (value & 7));
+    value >>= 3;
+  }
 }
 
 std::string ustar_block(std::string_view name, std::string_view prefix, std::uint64_t size,
@@ -40,8 +43,8 @@ std::string ustar_block(std::string_view name, std::string_view prefix, std::uin
   std::copy(prefix.begin(), prefix.end(), h + 345);
   std::fill_n(h + 148, 8, ' ');
   unsigned sum = 0;
-  for (unsigned char c : block) sum += c;
-  std::snprintf(h + 148, 8, "%06o", sum);
+  for (char c : block) sum += static_cast<unsigned char>(c);
+  put_octal(h + 148, 7, sum);
   h[155] = ' ';
   return block;
 }

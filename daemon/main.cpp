@@ -2,6 +2,8 @@
 // the control socket and runs what is submitted until SIGTERM or SIGINT, which cancel every run,
 // wait for container cleanup and exit. It never forks into the background.
 
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,7 +15,6 @@
 #include <cstdio>
 #include <exception>
 #include <random>
-#include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
 #include "common/logging.hpp"
@@ -74,7 +75,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
 
   RunManagerOptions options;
   options.daemon_version = kVersion;
-  options.max_concurrency = config.max_concurrency;
+  options.max_concurrency = static_cast<std::size_t>(config.max_concurrency);
   options.retention = config.retention;
   options.shutdown_grace = std::chrono::duration_cast<std::chrono::seconds>(config.shutdown_grace);
   for (const auto& [name, host] : config.hosts) options.hosts.insert(name);
@@ -82,7 +83,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
   RunManager manager(io.get_executor(), **store, hub, env, docker->get(), options);
 
   ControlServerOptions server_options;
-  server_options.socket_path = config.socket;
+  server_options.socket_path = config.socket.string();
   server_options.socket_group = config.socket_group;
   server_options.max_connections = config.limits.max_connections;
   server_options.max_body_bytes = config.limits.max_request_bytes;
@@ -94,8 +95,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
     spdlog::warn("allowed_roots is not set: bind mounts and build contexts may use any path");
   }
   spdlog::info("oddd {} listening on {} (state {}, docker {}, config {})", kVersion,
-               config.socket.string(), config.state_dir.string(), config.docker_host,
-               config_path);
+               config.socket.string(), config.state_dir.string(), config.docker_host, config_path);
 
   bool stopping = false;
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
@@ -149,7 +149,6 @@ int main(int argc, char** argv) {
   CLI::App app{"oddd: the odd daemon (test orchestration over dockerd and SSH)", "oddd"};
   ConfigOverrides overrides;
   std::string config_path = "/etc/odd/oddd.yaml";
-  bool explicit_config = false;
   std::string socket, state_dir, docker_host, log_level;
   bool show_version = false;
   auto* config_option =
@@ -168,15 +167,14 @@ int main(int argc, char** argv) {
     std::printf("oddd %s\n", kVersion);
     return 0;
   }
-  explicit_config = config_option->count() > 0;
+  if (config_option->count() > 0) overrides.config = config_path;
   if (!socket.empty()) overrides.socket = socket;
   if (!state_dir.empty()) overrides.state_dir = state_dir;
   if (!docker_host.empty()) overrides.docker_host = docker_host;
   if (!log_level.empty()) overrides.log_level = log_level;
 
-  auto config = load_config(config_path, explicit_config);
+  auto config = load_effective_config(overrides);
   if (!config) return fail(config.error().message());
-  apply(*config, overrides);
   if (Status logging = init_logging(config->log_level); !logging.ok()) {
     return fail("log_level: " + logging.message());
   }

@@ -1,5 +1,7 @@
 #include "daemon/run_manager.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -8,7 +10,6 @@
 #include <exception>
 #include <filesystem>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <utility>
 
 #include "daemon/artifacts.hpp"
@@ -78,8 +79,8 @@ class RunManager::ActiveRun final : public RunObserver {
                                                 record_.info.created_at);
   }
 
-  void on_event(const std::optional<std::string>& job, std::string_view type,
-                proto::Json payload, bool durable) override {
+  void on_event(const std::optional<std::string>& job, std::string_view type, proto::Json payload,
+                bool durable) override {
     proto::Event event;
     event.seq = events_.size() + 1;
     event.ts = now_seconds(*manager_.env_.clock);
@@ -118,8 +119,8 @@ class RunManager::ActiveRun final : public RunObserver {
 
   void on_container(const std::string& key, const std::string& container_name,
                     const std::string& container_id) override {
-    if (Status written = manager_.store_.write_cid(record_.info.id, key, container_name,
-                                                   container_id);
+    if (Status written =
+            manager_.store_.write_cid(record_.info.id, key, container_name, container_id);
         !written.ok()) {
       spdlog::error("run {}: {}", record_.info.id, written.message());
     }
@@ -216,8 +217,8 @@ std::shared_ptr<RunManager::ActiveRun> RunManager::find_active(const std::string
 }
 
 Result<RunPlan> RunManager::plan(const proto::SubmitRequest& request, std::string run_id) const {
-  Result<proto::RunSpec> spec = request.spec ? proto::parse_spec_json(*request.spec)
-                                             : proto::parse_spec(*request.spec_text);
+  Result<proto::RunSpec> spec =
+      request.spec ? proto::parse_spec_json(*request.spec) : proto::parse_spec(*request.spec_text);
   if (!spec) return spec.error();
 
   for (const proto::JobSpec& job : spec->jobs) {
@@ -246,7 +247,8 @@ Result<RunPlan> RunManager::plan(const proto::SubmitRequest& request, std::strin
   for (const auto& [key, value] : request.vars) {
     if (spec->vars.find(key) == spec->vars.end()) {
       std::string declared;
-      for (const auto& [name, unused] : spec->vars) declared += (declared.empty() ? "" : ", ") + name;
+      for (const auto& [name, unused] : spec->vars)
+        declared += (declared.empty() ? "" : ", ") + name;
       return invalid_argument(proto::spec_path_key("vars", key) +
                               ": not declared in the spec's vars (declared: " +
                               (declared.empty() ? std::string("none") : declared) + ")");
@@ -269,9 +271,10 @@ asio::awaitable<Result<Submitted>> RunManager::submit(proto::SubmitRequest reque
   std::random_device entropy;
   std::string run_id;
   for (int tries = 0; tries < 100; ++tries) {
-    run_id = proto::make_run_id(env_.clock->wall_now(),
-                                static_cast<std::uint16_t>(entropy() & 0xffff));
-    if (!active_.count(run_id) && !std::filesystem::exists(store_.run_dir(run_id))) break;
+    run_id =
+        proto::make_run_id(env_.clock->wall_now(), static_cast<std::uint16_t>(entropy() & 0xffff));
+    auto dir = store_.run_dir(run_id);
+    if (dir && !active_.count(run_id) && !std::filesystem::exists(*dir)) break;
   }
   auto planned = plan(request, run_id);
   if (!planned) co_return planned.error();
@@ -288,7 +291,7 @@ asio::awaitable<Result<Submitted>> RunManager::submit(proto::SubmitRequest reque
   record.workdir = request.workdir;
   record.detach = request.detach;
   if (Status created = store_.create_run(record); !created.ok()) co_return created;
-  auto event_log = store_.open_events(run_id);
+  auto event_log = store_.open_event_log(run_id);
   if (!event_log) co_return event_log.error();
 
   auto run = std::make_shared<ActiveRun>(*this, std::move(record), std::move(*event_log));
@@ -332,8 +335,8 @@ asio::awaitable<void> RunManager::shutdown() {
   for (auto& [id, run] : active_) run->execution().cancel("daemon stopping");
   const auto deadline = env_.clock->now() + options_.shutdown_grace;
   while (!active_.empty() && env_.clock->now() < deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - env_.clock->now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - env_.clock->now());
     co_await (run_ended_.wait() || env_.clock->sleep_for(left));
   }
   if (!active_.empty()) {
@@ -411,7 +414,7 @@ asio::awaitable<Result<proto::Json>> RunManager::health() {
 }
 
 Result<std::vector<proto::RunInfo>> RunManager::list_runs(std::optional<proto::RunState> state,
-                                                         std::size_t limit) {
+                                                          std::size_t limit) {
   auto ids = store_.list_run_ids();
   if (!ids) return ids.error();
   std::vector<proto::RunInfo> runs;
@@ -460,20 +463,20 @@ Result<std::unique_ptr<EventCursor>> RunManager::events(const std::string& run_i
   }
   auto info = get_run(run_id);
   if (!info) return info.error();
-  auto stored = store_.read_events(run_id, since);
+  auto stored = store_.read_events(run_id, since + 1);
   if (!stored) return stored.error();
   return std::unique_ptr<EventCursor>(std::make_unique<StoredEventCursor>(std::move(*stored)));
 }
 
 Result<std::unique_ptr<ByteCursor>> RunManager::logs(const std::string& run_id,
-                                                     const std::string& job_key,
-                                                     LogSelect select, bool follow) {
+                                                     const std::string& job_key, LogSelect select,
+                                                     bool follow) {
   std::optional<std::pair<std::filesystem::path, std::filesystem::path>> files;
   if (auto run = find_active(run_id)) {
     const auto& jobs = run->execution().info().jobs;
     if (std::none_of(jobs.begin(), jobs.end(), [&](const auto& j) { return j.key == job_key; })) {
-      return not_found("run " + run_id + " has no job " + job_key + " (jobs: " +
-                       join_keys(jobs) + ")");
+      return not_found("run " + run_id + " has no job " + job_key + " (jobs: " + join_keys(jobs) +
+                       ")");
     }
     files = run->execution().log_files(job_key);
   } else {
@@ -481,8 +484,8 @@ Result<std::unique_ptr<ByteCursor>> RunManager::logs(const std::string& run_id,
     if (!info) return info.error();
     if (std::none_of(info->jobs.begin(), info->jobs.end(),
                      [&](const auto& j) { return j.key == job_key; })) {
-      return not_found("run " + run_id + " has no job " + job_key + " (jobs: " +
-                       join_keys(info->jobs) + ")");
+      return not_found("run " + run_id + " has no job " + job_key +
+                       " (jobs: " + join_keys(info->jobs) + ")");
     }
     auto summary = store_.load_run_summary(run_id);
     if (summary) {
@@ -506,8 +509,11 @@ Result<std::unique_ptr<ByteCursor>> RunManager::logs(const std::string& run_id,
 Result<std::unique_ptr<ByteCursor>> RunManager::artifacts(const std::string& run_id) {
   auto summary = this->summary(run_id);
   if (!summary) return summary.error();
-  return open_artifacts_tar(executor_, hub_, *summary, store_.run_dir(run_id) / "jobs",
-                            store_.artifacts_dir(run_id));
+  auto run_dir = store_.run_dir(run_id);
+  if (!run_dir) return run_dir.error();
+  auto files_dir = store_.artifacts_dir(run_id);
+  if (!files_dir) return files_dir.error();
+  return open_artifacts_tar(executor_, hub_, *summary, *run_dir / "jobs", *files_dir);
 }
 
 }  // namespace odd::daemon
