@@ -241,7 +241,8 @@ asio::awaitable<int> artifacts_command(Context& c) {
   const std::string context = "artifacts of run " + c.options.run_id;
   std::filesystem::path dir(c.options.out_dir);
   if (dir.is_relative() && !c.io.cwd.empty()) dir = std::filesystem::path(c.io.cwd) / dir;
-  auto extractor = TarExtractor::create(dir.string());
+  // The daemon's tar is one logs/ folder; its contents go straight into DIR.
+  auto extractor = TarExtractor::create(dir.string(), "logs");
   if (!extractor) co_return report(c.io, extractor.error());
   auto stream = co_await c.client.stream("GET", run_path(c.options) + "/artifacts");
   if (!stream) co_return report(c.io, stream.error());

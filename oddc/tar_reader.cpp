@@ -172,14 +172,15 @@ Status write_all(int fd, std::string_view data, const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<TarExtractor>> TarExtractor::create(const std::string& dir) {
+Result<std::unique_ptr<TarExtractor>> TarExtractor::create(const std::string& dir,
+                                                           std::string strip) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return invalid_argument("cannot create directory " + dir + ": " + ec.message());
   if (!std::filesystem::is_directory(dir, ec)) {
     return invalid_argument(dir + " is not a directory");
   }
-  return std::unique_ptr<TarExtractor>(new TarExtractor(dir));
+  return std::unique_ptr<TarExtractor>(new TarExtractor(dir, std::move(strip)));
 }
 
 TarExtractor::~TarExtractor() {
@@ -309,6 +310,14 @@ Status TarExtractor::start_entry(char type, std::string name, std::uint64_t size
   }
   auto relative = relative_path(name);
   if (!relative) return relative.error();
+  if (!strip_.empty()) {
+    if (*relative == strip_) {
+      relative->clear();
+    } else if (relative->size() > strip_.size() && relative->starts_with(strip_) &&
+               (*relative)[strip_.size()] == '/') {
+      relative->erase(0, strip_.size() + 1);
+    }
+  }
   const bool regular = type == '0' || type == '\0' || type == '7';
   if (type != '5' && !regular) {
     std::string why(type_description(type));

@@ -18,8 +18,10 @@ namespace odd::oddc {
 class TarExtractor {
  public:
   // Creates `dir` and its parents when missing. invalid_argument naming the directory when it
-  // cannot be created or is not a directory.
-  static Result<std::unique_ptr<TarExtractor>> create(const std::string& dir);
+  // cannot be created or is not a directory. With `strip` set ("logs"), entries under that
+  // leading folder land directly in `dir` (the folder itself becomes `dir`).
+  static Result<std::unique_ptr<TarExtractor>> create(const std::string& dir,
+                                                      std::string strip = "");
 
   ~TarExtractor();
   TarExtractor(const TarExtractor&) = delete;
@@ -36,7 +38,8 @@ class TarExtractor {
   std::size_t directories_created() const { return directories_; }
 
  private:
-  explicit TarExtractor(std::string dir) : dir_(std::move(dir)) {}
+  TarExtractor(std::string dir, std::string strip)
+      : dir_(std::move(dir)), strip_(std::move(strip)) {}
 
   enum class State { kHeader, kData, kMeta, kSkip, kEnd };
   enum class Meta { kPax, kGnuLongName, kIgnored };
@@ -47,6 +50,7 @@ class TarExtractor {
   Status fail(Status status);
 
   std::string dir_;
+  std::string strip_;
   State state_ = State::kHeader;
   std::string block_;  // the header block being assembled
   int zero_blocks_ = 0;

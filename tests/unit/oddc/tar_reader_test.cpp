@@ -118,6 +118,19 @@ TEST_CASE("regular files and directories are extracted into a directory it creat
   check_sample(dir);
 }
 
+TEST_CASE("a stripped leading folder puts its contents straight into the directory") {
+  TempDir tmp;
+  auto extractor = TarExtractor::create(tmp.path(), "logs");
+  REQUIRE(extractor.has_value());
+  CHECK((*extractor)->write(kSample).ok());
+  CHECK((*extractor)->finish().ok());
+  CHECK(read(tmp.path() + "/test-arch/odd-x-test-arch-stdout-20261122-142030Z.log") ==
+        "hello\nworld\n");
+  CHECK(read(tmp.path() + "/aggregate-20261122-142030Z-3f2a.json") == std::string(1500, 'j'));
+  CHECK(read(tmp.path() + "/files/deep/er/raw.bin") == std::string("\0\x01\x02", 3));
+  CHECK_FALSE(std::filesystem::exists(tmp.path() + "/logs"));
+}
+
 TEST_CASE("any split of the stream extracts the same files") {
   for (std::size_t piece : {1u, 7u, 511u, 512u, 513u, 4096u}) {
     TempDir tmp;
