@@ -27,7 +27,7 @@ e2e_cleanup() {
   fi
   # Whatever a failed test left behind is removed, so the next test starts clean.
   local left
-  left=$("${DOCKER[@]}" ps -aq --filter label=odd.run 2>/dev/null || true)
+  left=$(odd_containers 2>/dev/null || true)
   if [ -n "$left" ]; then "${DOCKER[@]}" rm -f $left >/dev/null 2>&1 || true; fi
   if [ "$rc" -ne 0 ] || [ "$E2E_FAILED" -ne 0 ]; then
     echo "--- oddd log ($E2E_DIR/oddd.log) ---" >&2
@@ -101,8 +101,13 @@ stop_oddd() {
   return "$rc"
 }
 
-# Containers of odd's still present (any state).
-odd_containers() { "${DOCKER[@]}" ps -aq --filter label=odd.run; }
+# Containers of this test's oddd still present (any state). Tests run in parallel against one
+# dockerd, so each looks only at containers labelled with its own daemon's instance id.
+odd_containers() {
+  local id
+  id=$(cat "$E2E_DIR/state/instance-id" 2>/dev/null) || return 0
+  "${DOCKER[@]}" ps -aq --filter "label=odd.daemon=$id"
+}
 
 expect_no_containers() {
   local left

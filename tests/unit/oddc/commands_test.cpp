@@ -689,7 +689,7 @@ TEST_CASE("artifacts extracts the run's tar into the directory, refusing unsafe 
   TestIo io;
   io.env["ODD_SOCKET"] = daemon.socket_path();
   CHECK(io.run({"artifacts", std::string(kRunId), "-o", "out/arts"}) == 0);
-  std::ifstream extracted(io.cwd.path() + "/out/arts/logs/aggregate-x.json");
+  std::ifstream extracted(io.cwd.path() + "/out/arts/aggregate-x.json");
   CHECK(std::string(std::istreambuf_iterator<char>(extracted), {}) == "{}\n");
   TestIo bad;
   bad.env["ODD_SOCKET"] = daemon.socket_path();
