@@ -58,6 +58,13 @@ std::string step_path(const proto::JobSpec& job, std::size_t step_index,
   return proto::spec_path_key(path, proto::step_kind_name(step.kind()));
 }
 
+Result<std::string> render_field(const std::string& text, const proto::TemplateContext& context,
+                                 const std::string& path) {
+  auto rendered = proto::render(text, context);
+  if (!rendered) return rendered.error().with_context(path);
+  return std::move(rendered->text);
+}
+
 std::string step_label(const proto::StepSpec& step, std::size_t index) {
   if (step.id) return *step.id;
   std::string label(proto::step_kind_name(step.kind()));
@@ -497,13 +504,7 @@ asio::awaitable<Status> RunExecution::run_steps(Job& job, Attempt& attempt) {
   co_return ok_status();
 }
 
-asio::awaitable<Status> RunExecution::run_build_step(Job& job, Attempt& attempt,
-                                                     std::size_t step_index) {
-  const proto::JobSpec& spec = *job.spec;
-  const proto::StepSpec& step = spec.steps[step_index];
-  const auto& build = std::get<proto::BuildStep>(step.body);
-  const std::string path = step_path(spec, step_index, step);
-
+proto::TemplateContext RunExecution::step_context(const Job& job, const Attempt& attempt) const {
   proto::TemplateContext context;
   context.vars = plan_.vars;
   context.secrets = plan_.secrets;
@@ -515,10 +516,19 @@ asio::awaitable<Status> RunExecution::run_build_step(Job& job, Attempt& attempt,
     auto& outputs = context.needs[jobs_[need]->instance->job];
     for (const auto& [key, value] : jobs_[need]->outputs) outputs[key] = value;
   }
-  auto field = [&](const std::string& text, std::string_view key) -> Result<std::string> {
-    auto rendered = proto::render(text, context);
-    if (!rendered) return rendered.error().with_context(proto::spec_path_key(path, key));
-    return std::move(rendered->text);
+  return context;
+}
+
+asio::awaitable<Status> RunExecution::run_build_step(Job& job, Attempt& attempt,
+                                                     std::size_t step_index) {
+  const proto::JobSpec& spec = *job.spec;
+  const proto::StepSpec& step = spec.steps[step_index];
+  const auto& build = std::get<proto::BuildStep>(step.body);
+  const std::string path = step_path(spec, step_index, step);
+
+  const proto::TemplateContext context = step_context(job, attempt);
+  auto field = [&](const std::string& text, std::string_view field_key) {
+    return render_field(text, context, proto::spec_path_key(path, field_key));
   };
 
   ImageRequest request;
@@ -578,21 +588,9 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
   const std::string path = step_path(spec, step_index, step);
   const std::string& key = job.instance->key;
 
-  proto::TemplateContext context;
-  context.vars = plan_.vars;
-  context.secrets = plan_.secrets;
-  context.steps = attempt.step_outputs;
-  context.run_id = plan_.run_id;
-  context.workdir = plan_.workdir;
-  for (const auto& [matrix_key, value] : job.instance->matrix) context.matrix[matrix_key] = value;
-  for (std::size_t need : job.needs) {
-    auto& outputs = context.needs[jobs_[need]->instance->job];
-    for (const auto& [name, value] : jobs_[need]->outputs) outputs[name] = value;
-  }
-  auto field = [&](const std::string& text, std::string_view field_key) -> Result<std::string> {
-    auto rendered = proto::render(text, context);
-    if (!rendered) return rendered.error().with_context(proto::spec_path_key(path, field_key));
-    return std::move(rendered->text);
+  const proto::TemplateContext context = step_context(job, attempt);
+  auto field = [&](const std::string& text, std::string_view field_key) {
+    return render_field(text, context, proto::spec_path_key(path, field_key));
   };
 
   ContainerRequest request;

@@ -126,6 +126,8 @@ class RunExecution {
   struct Job;
   struct Attempt;
 
+  // What `${{ }}` sees in a step of `job` during `attempt`.
+  proto::TemplateContext step_context(const Job& job, const Attempt& attempt) const;
   asio::awaitable<void> run_job(std::size_t index);
   asio::awaitable<Status> run_attempt(Job& job, Attempt& attempt);
   asio::awaitable<Status> run_steps(Job& job, Attempt& attempt);
