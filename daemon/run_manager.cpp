@@ -241,6 +241,16 @@ Result<RunPlan> RunManager::plan(const proto::SubmitRequest& request, std::strin
     }
   }
 
+  std::set<std::string, std::less<>> var_names;
+  for (const auto& [key, value] : spec->vars) var_names.insert(key);
+  std::set<std::string, std::less<>> secret_names;
+  for (const auto& [key, value] : options_.secrets) secret_names.insert(key);
+  for (const auto& [key, value] : request.secrets) secret_names.insert(key);
+  if (Status checked = proto::check_spec_references(*spec, var_names, secret_names);
+      !checked.ok()) {
+    return checked;
+  }
+
   RunPlan plan;
   plan.run_id = std::move(run_id);
   for (const auto& [key, value] : spec->vars) plan.vars[key] = value;

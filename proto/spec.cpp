@@ -1336,4 +1336,81 @@ Result<RunSpec> parse_spec_json(const nlohmann::json& spec) {
   }
 }
 
+Status check_spec_references(const RunSpec& spec, const std::set<std::string, std::less<>>& vars,
+                             const std::set<std::string, std::less<>>& secrets) {
+  for (const JobSpec& job : spec.jobs) {
+    const std::string job_path = spec_path_key("jobs", job.name);
+    ReferenceScope scope;
+    scope.vars = vars;
+    scope.secrets = secrets;
+    for (const MatrixAxis& axis : job.matrix) scope.matrix.insert(axis.key);
+    scope.needs.insert(job.needs.begin(), job.needs.end());
+    auto check = [&scope](std::string_view text, const std::string& path) {
+      Status status = check_references(text, scope);
+      return status.ok() ? status : std::move(status).with_context(path);
+    };
+    const std::pair<const std::optional<DurationSpec>*, std::string_view> durations[] = {
+        {&job.timeout, "timeout"}, {&job.backoff, "backoff"}};
+    for (const auto& [duration, key] : durations) {
+      if (*duration) {
+        if (Status s = check((*duration)->text, spec_path_key(job_path, key)); !s.ok()) return s;
+      }
+    }
+    const std::string steps_path = spec_path_key(job_path, "steps");
+    for (std::size_t i = 0; i < job.steps.size(); ++i) {
+      const StepSpec& step = job.steps[i];
+      const std::string path =
+          spec_path_key(spec_path_index(steps_path, i), step_kind_name(step.kind()));
+      std::vector<std::pair<std::string_view, std::string>> fields;
+      if (step.timeout) fields.emplace_back(step.timeout->text, spec_path_key(path, "timeout"));
+      if (const auto* build = std::get_if<BuildStep>(&step.body)) {
+        fields.emplace_back(build->context, spec_path_key(path, "context"));
+        fields.emplace_back(build->dockerfile, spec_path_key(path, "dockerfile"));
+        fields.emplace_back(build->repository, spec_path_key(path, "repository"));
+        for (const auto& [key, value] : build->args) {
+          fields.emplace_back(value, spec_path_key(spec_path_key(path, "args"), key));
+        }
+      } else if (const auto* run = std::get_if<RunStep>(&step.body)) {
+        fields.emplace_back(run->image, spec_path_key(path, "image"));
+        fields.emplace_back(run->workdir, spec_path_key(path, "workdir"));
+        if (const auto* argv = std::get_if<std::vector<std::string>>(&run->cmd)) {
+          for (std::size_t a = 0; a < argv->size(); ++a) {
+            fields.emplace_back((*argv)[a], spec_path_index(spec_path_key(path, "cmd"), a));
+          }
+        } else {
+          fields.emplace_back(std::get<std::string>(run->cmd), spec_path_key(path, "cmd"));
+        }
+        for (const auto& [key, value] : run->env) {
+          fields.emplace_back(value, spec_path_key(spec_path_key(path, "env"), key));
+        }
+        for (std::size_t m = 0; m < run->mounts.size(); ++m) {
+          fields.emplace_back(run->mounts[m], spec_path_index(spec_path_key(path, "mounts"), m));
+        }
+      } else if (const auto* exec = std::get_if<ExecStep>(&step.body)) {
+        fields.emplace_back(exec->cmd, spec_path_key(path, "cmd"));
+        for (const auto& [key, value] : exec->env) {
+          fields.emplace_back(value, spec_path_key(spec_path_key(path, "env"), key));
+        }
+      } else if (const auto* upload = std::get_if<UploadStep>(&step.body)) {
+        if (upload->src) fields.emplace_back(*upload->src, spec_path_key(path, "src"));
+        if (upload->content) fields.emplace_back(*upload->content, spec_path_key(path, "content"));
+        fields.emplace_back(upload->dest, spec_path_key(path, "dest"));
+      } else if (const auto* download = std::get_if<DownloadStep>(&step.body)) {
+        fields.emplace_back(download->src, spec_path_key(path, "src"));
+        fields.emplace_back(download->dest, spec_path_key(path, "dest"));
+      } else if (const auto* http = std::get_if<HttpStep>(&step.body)) {
+        fields.emplace_back(http->url, spec_path_key(path, "url"));
+        if (http->json_file)
+          fields.emplace_back(*http->json_file, spec_path_key(path, "json_file"));
+        if (http->body) fields.emplace_back(*http->body, spec_path_key(path, "body"));
+      }
+      for (const auto& [text, field_path] : fields) {
+        if (Status s = check(text, field_path); !s.ok()) return s;
+      }
+      if (step.id) scope.steps.insert(*step.id);
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace odd::proto

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -186,6 +187,13 @@ std::string spec_error_path(const Status& status);
 // The path of `key` inside the value at `parent` and of item `index` of the list at `parent`.
 std::string spec_path_key(std::string_view parent, std::string_view key);
 std::string spec_path_index(std::string_view parent, std::size_t index);
+
+// Checks every `${{ }}` of `spec` before anything runs: each expression is well formed and names
+// a var of `vars`, a key of its job's matrix, a secret of `secrets`, an earlier step id of its
+// job, or a job in its `needs` (step outputs are only known at run time). invalid_argument
+// "<path>: <what is wrong>" for the first problem, in the spec's order.
+Status check_spec_references(const RunSpec& spec, const std::set<std::string, std::less<>>& vars,
+                             const std::set<std::string, std::less<>>& secrets);
 
 // A mount after templating: "src:dst[:ro]" binds a host path, "cache:NAME:dst[:ro]" a named cache
 // directory kept by the daemon. invalid_argument when it is neither, or dst is not absolute.

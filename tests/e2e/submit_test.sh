@@ -24,6 +24,20 @@ expect_eq "$(json "d['jobs'][0]['outputs']['said']")" bonjour "-e overrides"
 expect_exit 2 "$ODDC" run vars.yml -e greting=typo
 check "an undeclared var names vars.greting" grep -q "vars.greting" <<<"$ERR"
 
+spec badref.yml <<YAML
+version: 1
+name: badref
+vars: { greeting: hello }
+jobs:
+  job:
+    steps:
+      - run: { image: $ODD_TEST_IMAGE, cmd: "echo \${{ vars.greetng }}" }
+YAML
+expect_exit 2 "$ODDC" run badref.yml
+check "an unknown reference is refused before anything runs, naming its path" \
+  grep -q "jobs.job.steps\[0\].run.cmd" <<<"$ERR"
+check "with a suggestion" grep -q "greeting" <<<"$ERR"
+
 spec exec.yml <<'YAML'
 version: 1
 name: exec

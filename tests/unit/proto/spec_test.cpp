@@ -646,3 +646,67 @@ TEST_CASE("a document that is not a spec is read with the spec's typing and boun
 
 }  // namespace
 }  // namespace odd::proto
+
+namespace odd::proto {
+
+TEST_CASE("references are checked before a run: each unknown one is named by its spec path") {
+  auto spec = parse_spec(R"(
+version: 1
+name: refs
+vars: { flavour: mint }
+jobs:
+  build:
+    matrix: { distro: [arch] }
+    steps:
+      - id: image
+        build: { context: ., repository: "odd-${{ matrix.distro }}-${{ vars.flavour }}" }
+      - run:
+          image: "${{ steps.image.outputs.image }}"
+          cmd: ["echo", "${{ secrets.TOKEN }}", "${{ run.id }}", "${{ workdir }}"]
+  test:
+    needs: [build]
+    timeout: "${{ vars.flavour }}"
+    steps:
+      - run: { image: "${{ needs.build.outputs.image }}", env: { A: "$${{ literal }}" } }
+)");
+  REQUIRE(spec.has_value());
+  const std::set<std::string, std::less<>> vars{"flavour"};
+  const std::set<std::string, std::less<>> secrets{"TOKEN"};
+  CHECK(check_spec_references(*spec, vars, secrets).ok());
+
+  const Status no_secret = check_spec_references(*spec, vars, {});
+  CHECK(no_secret.code() == Code::kInvalidArgument);
+  CHECK(spec_error_path(no_secret) == "jobs.build.steps[1].run.cmd[1]");
+
+  const Status no_var = check_spec_references(*spec, {}, secrets);
+  CHECK(spec_error_path(no_var) == "jobs.build.steps[0].build.repository");
+  CHECK(no_var.message().find("flavour") != std::string::npos);
+
+  auto later_step = parse_spec(R"(
+version: 1
+name: order
+jobs:
+  job:
+    steps:
+      - run: { image: "${{ steps.second.outputs.image }}" }
+      - id: second
+        run: { image: busybox }
+)");
+  REQUIRE(later_step.has_value());
+  CHECK(spec_error_path(check_spec_references(*later_step, {}, {})) ==
+        "jobs.job.steps[0].run.image");
+
+  auto not_needed = parse_spec(R"(
+version: 1
+name: needs
+jobs:
+  a:
+    steps: [ { run: { image: busybox } } ]
+  b:
+    steps: [ { run: { image: busybox, env: { X: "${{ needs.a.outputs.x }}" } } } ]
+)");
+  REQUIRE(not_needed.has_value());
+  CHECK(spec_error_path(check_spec_references(*not_needed, {}, {})) == "jobs.b.steps[0].run.env.X");
+}
+
+}  // namespace odd::proto
