@@ -69,8 +69,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const Status& failure() const { return failure_; }
   // Marks the session broken with `why` (first reason wins) and wakes every parked caller.
   void mark_broken(Status why);
-  // Closes the socket and frees libssh2's session; parked callers complete with unavailable.
-  // Idempotent.
+  // Shuts the connection down (best-effort SSH disconnect, then the socket); parked callers
+  // complete with unavailable. libssh2's session is freed with the Session, after every channel
+  // that shares it. Idempotent.
   void close();
 
   // Channels currently open on this session; the pool keeps it under the server's MaxSessions.
@@ -84,27 +85,36 @@ class Session : public std::enable_shared_from_this<Session> {
   // LIBSSH2_ERROR_EAGAIN). Returns fn's final value; deadline_exceeded past `deadline`,
   // cancelled when the awaiting coroutine is cancelled, unavailable when the session broke —
   // the first two also break the session, since libssh2 may be mid-packet.
+  // `resumable`: abandoning `fn` between two EAGAINs leaves libssh2 consistent (a channel read),
+  // so a deadline or cancellation does not break the session.
   template <class Fn>
-  asio::awaitable<Result<std::invoke_result_t<Fn&>>> call(Fn fn, Deadline deadline);
+  asio::awaitable<Result<std::invoke_result_t<Fn&>>> call(Fn fn, Deadline deadline,
+                                                          bool resumable = false);
 
   // libssh2's last error on this session as a Status naming the host and `what` was attempted:
   // "tester1 (10.0.0.85:22): opening a channel: <libssh2 message>". A socket/timeout error code
   // becomes unavailable, LIBSSH2_ERROR_CHANNEL_* failed_precondition, others internal.
   Status last_error(std::string_view what) const;
 
-  // Number of times the driver observed progress; for tests of the driver.
+  // Grows whenever bytes arrive or the socket becomes ready: a parked call may now succeed.
   std::uint64_t generation() const { return generation_; }
+
+  // Parks the caller until the driver reports progress after `seen` (returns ok), `deadline`
+  // passes, the awaiting coroutine is cancelled or the session breaks; the last three break the
+  // session unless `resumable`. For loops that poll several libssh2 calls at once (exec's
+  // stdout and stderr); call() is the usual way.
+  asio::awaitable<Status> park(std::uint64_t seen, Deadline deadline, bool resumable);
+  // Wakes parked callers when a call made since `seen` received bytes. Every libssh2 call made
+  // outside call() must be followed by it.
+  void after_call(std::uint64_t seen);
 
  private:
   struct Driver;
+  friend struct DriverLoop;
   Session(asio::any_io_executor executor, SessionOptions options);
+  asio::awaitable<Status> authenticate(Deadline deadline);
 
-  // Parks the caller until the driver reports progress after `seen` (returns ok), `deadline`
-  // passes, the awaiting coroutine is cancelled or the session breaks.
-  asio::awaitable<Status> park(std::uint64_t seen, Deadline deadline);
-  // Wakes parked callers when a call made progress on the socket.
-  void after_call(std::uint64_t seen);
-  static bool would_block(LIBSSH2_SESSION* session, long rc) { return rc == LIBSSH2_ERROR_EAGAIN; }
+  static bool would_block(LIBSSH2_SESSION*, long rc) { return rc == LIBSSH2_ERROR_EAGAIN; }
   template <class T>
   static bool would_block(LIBSSH2_SESSION* session, T* pointer) {
     return pointer == nullptr &&
@@ -117,7 +127,7 @@ class Session : public std::enable_shared_from_this<Session> {
   SessionOptions options_;
   std::string description_;
   LIBSSH2_SESSION* session_ = nullptr;
-  std::unique_ptr<Driver> driver_;
+  std::shared_ptr<Driver> driver_;  // shared with the driver coroutine, which may outlive us
   bool broken_ = false;
   Status failure_;
   int open_channels_ = 0;
@@ -125,7 +135,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 template <class Fn>
-asio::awaitable<Result<std::invoke_result_t<Fn&>>> Session::call(Fn fn, Deadline deadline) {
+asio::awaitable<Result<std::invoke_result_t<Fn&>>> Session::call(Fn fn, Deadline deadline,
+                                                                 bool resumable) {
   for (;;) {
     if (!usable()) {
       if (broken_) co_return failure_;
@@ -141,7 +152,7 @@ asio::awaitable<Result<std::invoke_result_t<Fn&>>> Session::call(Fn fn, Deadline
     }
     after_call(seen);
     if (!blocked) co_return result;
-    if (Status parked = co_await park(seen, deadline); !parked.ok()) co_return parked;
+    if (Status parked = co_await park(seen, deadline, resumable); !parked.ok()) co_return parked;
   }
 }
 
