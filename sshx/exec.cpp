@@ -101,7 +101,7 @@ asio::awaitable<Status> drain(Running& run, Deadline deadline) {
 asio::awaitable<Status> signal_group(const std::shared_ptr<Session>& session,
                                      const std::string& pgid, std::string_view signal) {
   auto killed = co_await exec_capture(
-      session, "kill -" + std::string(signal) + " -- -" + pgid + " 2>/dev/null || true",
+      session, "kill -s " + std::string(signal) + " -- -" + pgid + " 2>/dev/null || true",
       kKillTimeout);
   co_return killed ? ok_status() : killed.error();
 }
