@@ -66,6 +66,9 @@ class RemoteHost {
                                                            const std::string& dest) = 0;
 
   virtual RemoteHostHealth health() const = 0;
+
+  // The host's own dockerd reached over SSH (config `docker: true`), or nullptr.
+  virtual ContainerEngine* container_engine() { return nullptr; }
 };
 
 }  // namespace odd::daemon

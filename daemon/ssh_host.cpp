@@ -1,0 +1,205 @@
+#include "daemon/ssh_host.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "daemon/docker_engine.hpp"
+#include "engine/docker_client.hpp"
+#include "engine/image_builder.hpp"
+#include "sshx/channel_stream.hpp"
+#include "sshx/exec.hpp"
+#include "sshx/sftp.hpp"
+
+namespace odd::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::seconds kAcquireTimeout{120};
+constexpr std::chrono::seconds kDialTimeout{30};
+constexpr std::string_view kDialStdio = "docker system dial-stdio";
+using boost::system::error_code;
+
+sshx::Deadline acquire_deadline() { return Clock::now() + kAcquireTimeout; }
+
+class SshConnection final : public engine::Connection {
+ public:
+  SshConnection(sshx::Lease lease, sshx::ChannelStream stream)
+      : lease_(std::move(lease)), stream_(std::move(stream)) {}
+
+  asio::awaitable<std::tuple<error_code, std::size_t>> read_some(
+      asio::mutable_buffer buffer) override {
+    co_return co_await stream_.read_some(buffer);
+  }
+  asio::awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer) override {
+    std::size_t done = 0;
+    while (done < buffer.size()) {
+      auto [ec, n] = co_await stream_.write_some(buffer + done);
+      if (ec) co_return std::tuple(ec, done);
+      done += n;
+    }
+    co_return std::tuple(error_code(), done);
+  }
+  void shutdown_send() override { stream_.shutdown_send(); }
+  void close() override { stream_.close(); }
+  bool is_open() const override { return stream_.is_open(); }
+
+ private:
+  sshx::Lease lease_;
+  sshx::ChannelStream stream_;
+};
+
+class SshDockerDialer final : public engine::Dialer {
+ public:
+  explicit SshDockerDialer(std::shared_ptr<sshx::Pool> pool)
+      : pool_(std::move(pool)),
+        name_("ssh://" + pool_->session_options().user + "@" +
+              sshx::describe_host(pool_->session_options())) {}
+
+  asio::awaitable<Result<std::unique_ptr<engine::Connection>>> dial() override {
+    auto lease = co_await pool_->acquire(Clock::now() + kDialTimeout);
+    if (!lease) co_return lease.error();
+    auto stream = co_await sshx::ChannelStream::open_exec(
+        lease->session(), std::string(kDialStdio), Clock::now() + kDialTimeout);
+    if (!stream) co_return stream.error().with_context("opening a dockerd tunnel");
+    co_return std::make_unique<SshConnection>(std::move(*lease), std::move(*stream));
+  }
+  std::string describe() const override { return name_; }
+
+ private:
+  std::shared_ptr<sshx::Pool> pool_;
+  std::string name_;
+};
+
+class SshHost final : public RemoteHost {
+ public:
+  SshHost(asio::any_io_executor executor, asio::any_io_executor blocking, const std::string& name,
+          const HostConfig& config, const std::filesystem::path& state_dir)
+      : pool_(sshx::Pool::create(executor, session_options_for(name, config),
+                                 pool_options_for(config))) {
+    if (config.docker) {
+      client_ = std::make_unique<engine::DockerClient>(executor, make_ssh_docker_dialer(pool_));
+      builder_ = std::make_unique<engine::ImageBuilder>(*client_, blocking,
+                                                        state_dir / "build-digests" / name);
+      engine_ = std::make_unique<DockerEngine>(*client_, *builder_, DockerEngineOptions{});
+    }
+  }
+  ~SshHost() override {
+    engine_.reset();
+    builder_.reset();
+    client_.reset();
+    pool_->close();
+  }
+
+  asio::awaitable<Result<RemoteExit>> exec(
+      const RemoteCommand& command,
+      std::function<void(OutputStream, std::string_view)> on_output) override {
+    auto lease = co_await pool_->acquire(acquire_deadline());
+    if (!lease) co_return lease.error();
+    sshx::ExecRequest request;
+    request.command = command.command;
+    request.env = command.env;
+    auto ran = co_await sshx::exec(
+        lease->session(), std::move(request),
+        [&on_output](sshx::ExecStream stream, std::string_view bytes) {
+          if (on_output) {
+            on_output(stream == sshx::ExecStream::kStdout ? OutputStream::kStdout
+                                                          : OutputStream::kStderr,
+                      bytes);
+          }
+        });
+    if (!ran) co_return ran.error();
+    co_return RemoteExit{ran->exit_code, ran->exit_signal};
+  }
+
+  asio::awaitable<Result<RemoteTransfer>> upload(const std::filesystem::path& source,
+                                                 const std::string& dest,
+                                                 std::optional<unsigned> mode) override {
+    auto lease = co_await pool_->acquire(acquire_deadline());
+    if (!lease) co_return lease.error();
+    auto sent = co_await sshx::upload(lease->session(), source, dest, mode);
+    if (!sent) co_return sent.error();
+    co_return RemoteTransfer{sent->files, sent->bytes};
+  }
+
+  asio::awaitable<Status> upload_content(std::string_view content, const std::string& dest,
+                                         unsigned mode) override {
+    auto lease = co_await pool_->acquire(acquire_deadline());
+    if (!lease) co_return lease.error();
+    co_return co_await sshx::upload_content(lease->session(), content, dest, mode);
+  }
+
+  asio::awaitable<Result<RemoteTransfer>> download(const std::string& source,
+                                                   const std::filesystem::path& local_root,
+                                                   const std::string& dest) override {
+    auto lease = co_await pool_->acquire(acquire_deadline());
+    if (!lease) co_return lease.error();
+    auto got = co_await sshx::download(lease->session(), source, local_root, dest);
+    if (!got) co_return got.error();
+    co_return RemoteTransfer{got->files, got->bytes};
+  }
+
+  RemoteHostHealth health() const override {
+    const sshx::PoolState state = pool_->state();
+    RemoteHostHealth health;
+    switch (state.kind) {
+      case sshx::PoolState::Kind::kIdle:
+        health.state = "idle";
+        break;
+      case sshx::PoolState::Kind::kConnected:
+        health.state = "connected";
+        break;
+      case sshx::PoolState::Kind::kFailing:
+        health.state = "failing";
+        break;
+    }
+    health.sessions = state.sessions;
+    health.in_use = state.leases;
+    health.error = state.error;
+    return health;
+  }
+
+  ContainerEngine* container_engine() override { return engine_.get(); }
+
+ private:
+  std::shared_ptr<sshx::Pool> pool_;
+  std::unique_ptr<engine::DockerClient> client_;
+  std::unique_ptr<engine::ImageBuilder> builder_;
+  std::unique_ptr<DockerEngine> engine_;
+};
+
+}  // namespace
+
+sshx::PoolOptions pool_options_for(const HostConfig& config) {
+  sshx::PoolOptions options;
+  options.max_sessions = kMaxConnectionsPerHost;
+  options.channels_per_session = std::max(1, config.max_sessions / 2);
+  return options;
+}
+
+sshx::SessionOptions session_options_for(const std::string& name, const HostConfig& config) {
+  sshx::SessionOptions options;
+  options.name = name;
+  options.address = config.address;
+  options.port = config.port;
+  options.user = config.user;
+  options.identity = config.identity;
+  options.agent = config.agent;
+  options.known_hosts = config.known_hosts;
+  return options;
+}
+
+std::unique_ptr<engine::Dialer> make_ssh_docker_dialer(std::shared_ptr<sshx::Pool> pool) {
+  return std::make_unique<SshDockerDialer>(std::move(pool));
+}
+
+std::unique_ptr<RemoteHost> make_ssh_host(asio::any_io_executor executor,
+                                          asio::any_io_executor blocking, const std::string& name,
+                                          const HostConfig& config,
+                                          const std::filesystem::path& state_dir) {
+  return std::make_unique<SshHost>(std::move(executor), std::move(blocking), name, config,
+                                   state_dir);
+}
+
+}  // namespace odd::daemon
