@@ -60,8 +60,8 @@ class SshDockerDialer final : public engine::Dialer {
   asio::awaitable<Result<std::unique_ptr<engine::Connection>>> dial() override {
     auto lease = co_await pool_->acquire(Clock::now() + kDialTimeout);
     if (!lease) co_return lease.error();
-    auto stream = co_await sshx::ChannelStream::open_exec(
-        lease->session(), std::string(kDialStdio), Clock::now() + kDialTimeout);
+    auto stream = co_await sshx::ChannelStream::open_exec(lease->session(), std::string(kDialStdio),
+                                                          Clock::now() + kDialTimeout);
     if (!stream) co_return stream.error().with_context("opening a dockerd tunnel");
     co_return std::make_unique<SshConnection>(std::move(*lease), std::move(*stream));
   }
@@ -100,15 +100,15 @@ class SshHost final : public RemoteHost {
     sshx::ExecRequest request;
     request.command = command.command;
     request.env = command.env;
-    auto ran = co_await sshx::exec(
-        lease->session(), std::move(request),
-        [&on_output](sshx::ExecStream stream, std::string_view bytes) {
-          if (on_output) {
-            on_output(stream == sshx::ExecStream::kStdout ? OutputStream::kStdout
-                                                          : OutputStream::kStderr,
-                      bytes);
-          }
-        });
+    auto ran = co_await sshx::exec(lease->session(), std::move(request),
+                                   [&on_output](sshx::ExecStream stream, std::string_view bytes) {
+                                     if (on_output) {
+                                       on_output(stream == sshx::ExecStream::kStdout
+                                                     ? OutputStream::kStdout
+                                                     : OutputStream::kStderr,
+                                                 bytes);
+                                     }
+                                   });
     if (!ran) co_return ran.error();
     co_return RemoteExit{ran->exit_code, ran->exit_signal};
   }

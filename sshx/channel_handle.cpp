@@ -50,8 +50,8 @@ ChannelHandle::~ChannelHandle() {
 asio::awaitable<Result<ChannelHandle>> ChannelHandle::open(std::shared_ptr<Session> session,
                                                            Deadline deadline) {
   LIBSSH2_SESSION* raw = session->raw();
-  auto opened = co_await session->call([raw] { return libssh2_channel_open_session(raw); },
-                                       deadline);
+  auto opened =
+      co_await session->call([raw] { return libssh2_channel_open_session(raw); }, deadline);
   if (!opened) co_return opened.error();
   if (*opened == nullptr) co_return session->last_error("opening a channel");
   co_return ChannelHandle(std::move(session), *opened);
@@ -61,11 +61,11 @@ asio::awaitable<Status> ChannelHandle::close(Deadline deadline) {
   if (channel_ == nullptr || closed_) co_return ok_status();
   LIBSSH2_CHANNEL* channel = channel_;
   std::shared_ptr<Session> session = session_;
-  auto closed = co_await session->call([channel] { return libssh2_channel_close(channel); },
-                                       deadline);
+  auto closed =
+      co_await session->call([channel] { return libssh2_channel_close(channel); }, deadline);
   if (!closed) co_return closed.error();
-  auto waited = co_await session->call([channel] { return libssh2_channel_wait_closed(channel); },
-                                       deadline);
+  auto waited =
+      co_await session->call([channel] { return libssh2_channel_wait_closed(channel); }, deadline);
   if (!waited) co_return waited.error();
   closed_ = true;
   co_return ok_status();

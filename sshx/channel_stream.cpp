@@ -1,7 +1,7 @@
 #include "sshx/channel_stream.hpp"
 
-#include <boost/asio/detached.hpp>
 #include <array>
+#include <boost/asio/detached.hpp>
 #include <utility>
 
 #include "sshx/channel_handle.hpp"
@@ -108,10 +108,10 @@ asio::awaitable<std::tuple<error_code, std::size_t>> ChannelStream::transfer(
         },
         Deadline::max());
     if (!wrote) {
-      co_return std::tuple(error_code(wrote.error().code() == Code::kCancelled
-                                          ? asio::error::operation_aborted
-                                          : asio::error::broken_pipe),
-                           std::size_t{0});
+      co_return std::tuple(
+          error_code(wrote.error().code() == Code::kCancelled ? asio::error::operation_aborted
+                                                              : asio::error::broken_pipe),
+          std::size_t{0});
     }
     if (*wrote < 0) co_return std::tuple(error_code(asio::error::broken_pipe), std::size_t{0});
     co_return std::tuple(error_code(), static_cast<std::size_t>(*wrote));
@@ -122,8 +122,8 @@ asio::awaitable<std::tuple<error_code, std::size_t>> ChannelStream::transfer(
       co_return std::tuple(error_code(asio::error::connection_reset), std::size_t{0});
     }
     const std::uint64_t seen = session->generation();
-    const auto n = libssh2_channel_read_ex(channel, 0, static_cast<char*>(buffer.data()),
-                                           buffer.size());
+    const auto n =
+        libssh2_channel_read_ex(channel, 0, static_cast<char*>(buffer.data()), buffer.size());
     auto e = libssh2_channel_read_ex(channel, SSH_EXTENDED_DATA_STDERR, err_buffer.data(),
                                      err_buffer.size());
     while (e > 0) {
@@ -142,10 +142,10 @@ asio::awaitable<std::tuple<error_code, std::size_t>> ChannelStream::transfer(
     }
     Status parked = co_await session->park(seen, Deadline::max(), true);
     if (!parked.ok()) {
-      co_return std::tuple(error_code(parked.code() == Code::kCancelled
-                                          ? asio::error::operation_aborted
-                                          : asio::error::connection_reset),
-                           std::size_t{0});
+      co_return std::tuple(
+          error_code(parked.code() == Code::kCancelled ? asio::error::operation_aborted
+                                                       : asio::error::connection_reset),
+          std::size_t{0});
     }
   }
 }

@@ -1,5 +1,6 @@
 #include "sshx/exec.hpp"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -7,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <array>
 #include <charconv>
 #include <utility>
 
@@ -30,9 +30,9 @@ Deadline after(Millis timeout) {
 
 int signal_number(std::string_view name) {
   static constexpr std::pair<std::string_view, int> kSignals[] = {
-      {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"ILL", 4},   {"ABRT", 6},  {"FPE", 8},
-      {"KILL", 9},  {"USR1", 10}, {"SEGV", 11}, {"USR2", 12}, {"PIPE", 13}, {"ALRM", 14},
-      {"TERM", 15},
+      {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"ILL", 4},   {"ABRT", 6},
+      {"FPE", 8},   {"KILL", 9},  {"USR1", 10}, {"SEGV", 11}, {"USR2", 12},
+      {"PIPE", 13}, {"ALRM", 14}, {"TERM", 15},
   };
   for (const auto& [n, number] : kSignals) {
     if (n == name) return number;
@@ -71,10 +71,11 @@ asio::awaitable<Status> drain(Running& run, Deadline deadline) {
   std::array<char, kReadBuffer> buffer;
   while (!run.eof) {
     const std::uint64_t seen = session.generation();
-    const long out = static_cast<long>(libssh2_channel_read_ex(channel, 0, buffer.data(), buffer.size()));
+    const long out =
+        static_cast<long>(libssh2_channel_read_ex(channel, 0, buffer.data(), buffer.size()));
     if (out > 0) run.on_stdout(std::string_view(buffer.data(), static_cast<std::size_t>(out)));
-    const long err = static_cast<long>(libssh2_channel_read_ex(
-        channel, SSH_EXTENDED_DATA_STDERR, buffer.data(), buffer.size()));
+    const long err = static_cast<long>(
+        libssh2_channel_read_ex(channel, SSH_EXTENDED_DATA_STDERR, buffer.data(), buffer.size()));
     if (err > 0 && run.sink) {
       run.sink(ExecStream::kStderr, std::string_view(buffer.data(), static_cast<std::size_t>(err)));
     }
@@ -205,8 +206,8 @@ asio::awaitable<Result<ExecResult>> exec(std::shared_ptr<Session> session, ExecR
     if (*wrote < 0) co_return session->last_error("writing the command's input");
     written += static_cast<std::size_t>(*wrote);
   }
-  auto sent_eof = co_await session->call([&] { return libssh2_channel_send_eof(channel); },
-                                         setup_deadline);
+  auto sent_eof =
+      co_await session->call([&] { return libssh2_channel_send_eof(channel); }, setup_deadline);
   if (!sent_eof) co_return sent_eof.error();
 
   Status drained = co_await drain(run, after(request.timeout));
@@ -220,8 +221,7 @@ asio::awaitable<Result<ExecResult>> exec(std::shared_ptr<Session> session, ExecR
         asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
     if (drained.code() == Code::kDeadlineExceeded) {
       co_return deadline_exceeded(session->describe() + ": the command exceeded its timeout of " +
-                                  std::to_string(request.timeout.count()) +
-                                  " ms and was killed");
+                                  std::to_string(request.timeout.count()) + " ms and was killed");
     }
     co_return cancelled(session->describe() + ": the command was cancelled and killed");
   }
@@ -252,10 +252,11 @@ asio::awaitable<Result<std::string>> exec_capture(std::shared_ptr<Session> sessi
   ExecRequest request;
   request.command = command;
   request.timeout = timeout;
-  auto ran = co_await exec(session, std::move(request), [&](ExecStream stream, std::string_view bytes) {
-    std::string& into = stream == ExecStream::kStdout ? out : err;
-    if (into.size() < (1u << 20)) into.append(bytes);
-  });
+  auto ran =
+      co_await exec(session, std::move(request), [&](ExecStream stream, std::string_view bytes) {
+        std::string& into = stream == ExecStream::kStdout ? out : err;
+        if (into.size() < (1u << 20)) into.append(bytes);
+      });
   if (!ran) co_return ran.error();
   if (ran->exit_code != 0) {
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();

@@ -1,12 +1,12 @@
 #include "sshx/pool.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <vector>
 
 namespace odd::sshx {
@@ -145,19 +145,20 @@ asio::awaitable<Result<Lease>> Pool::acquire(Deadline deadline) {
   Impl& m = *impl_;
   if (!m.reaper_running) {
     m.reaper_running = true;
-    asio::co_spawn(m.executor,
-                   reap_idle(weak_from_this(), m.options.idle_timeout,
-                             [](Pool& pool) {
-                               Impl& i = *pool.impl_;
-                               const auto now = Clock::now();
-                               for (auto& e : i.entries) {
-                                 if (e.leases == 0 && now - e.idle_since >= i.options.idle_timeout) {
-                                   e.session->close();
-                                 }
-                               }
-                               i.drop_broken();
-                             }),
-                   asio::detached);
+    asio::co_spawn(
+        m.executor,
+        reap_idle(weak_from_this(), m.options.idle_timeout,
+                  [](Pool& pool) {
+                    Impl& i = *pool.impl_;
+                    const auto now = Clock::now();
+                    for (auto& e : i.entries) {
+                      if (e.leases == 0 && now - e.idle_since >= i.options.idle_timeout) {
+                        e.session->close();
+                      }
+                    }
+                    i.drop_broken();
+                  }),
+        asio::detached);
   }
   const std::string who = describe_host(session_);
   for (;;) {
@@ -173,7 +174,8 @@ asio::awaitable<Result<Lease>> Pool::acquire(Deadline deadline) {
       for (int attempt = 0; attempt < std::max(1, m.options.connect_attempts); ++attempt) {
         auto wait_until = m.last_connect + m.options.min_connect_interval;
         if (attempt > 0) {
-          wait_until = std::max(wait_until, Clock::now() + m.options.connect_backoff * (1 << (attempt - 1)));
+          wait_until =
+              std::max(wait_until, Clock::now() + m.options.connect_backoff * (1 << (attempt - 1)));
         }
         if (wait_until > Clock::now()) {
           if (wait_until > deadline) {

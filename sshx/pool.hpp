@@ -30,9 +30,9 @@ struct PoolOptions {
 // The pool's state for health reports.
 struct PoolState {
   enum class Kind { kIdle, kConnected, kFailing } kind = Kind::kIdle;
-  int sessions = 0;     // open and usable
-  int leases = 0;       // held now
-  std::string error;    // the last connect failure while failing
+  int sessions = 0;   // open and usable
+  int leases = 0;     // held now
+  std::string error;  // the last connect failure while failing
 };
 
 class Pool;

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -14,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -39,8 +39,8 @@ void init_libssh2_once() {
 
 std::string base64(const unsigned char* data, std::size_t size) {
   std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -51,10 +51,9 @@ std::string base64_decode(std::string_view text) {
     if (c != '\n' && c != '\r' && c != ' ') clean.push_back(c);
   }
   std::string out(3 * (clean.size() / 4) + 3, '\0');
-  const int n =
-      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(clean.data()),
-                      static_cast<int>(clean.size()));
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(clean.data()),
+                                static_cast<int>(clean.size()));
   if (n < 0) return {};
   out.resize(static_cast<std::size_t>(n));
   return out;
@@ -123,8 +122,8 @@ std::string private_key_type(const std::string& pem) {
   const std::size_t begin = pem.find(kBegin);
   const std::size_t end = pem.find(kEnd);
   if (begin == std::string::npos || end == std::string::npos || end < begin) return "";
-  const std::string blob =
-      base64_decode(std::string_view(pem).substr(begin + kBegin.size(), end - begin - kBegin.size()));
+  const std::string blob = base64_decode(
+      std::string_view(pem).substr(begin + kBegin.size(), end - begin - kBegin.size()));
   // "openssh-key-v1\0", cipher, kdf, kdf options, key count, then the first public key whose
   // first field is its type.
   std::size_t pos = 15;
@@ -168,8 +167,7 @@ struct SessionAccess {
     if (n > 0) ++self->generation_;
     return n;
   }
-  static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags,
-                      void**) {
+  static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags, void**) {
     const ssize_t n = ::send(fd, buffer, length, flags | MSG_NOSIGNAL);
     if (n < 0) return -errno;
     return n;
@@ -289,9 +287,10 @@ struct DriverLoop {
           ready = true;
         }
       } else {
-        auto r = co_await (d->socket.async_wait(
-                               want_read ? tcp::socket::wait_read : tcp::socket::wait_write, kUse) ||
-                           d->kick.async_wait(kUse));
+        auto r =
+            co_await (d->socket.async_wait(
+                          want_read ? tcp::socket::wait_read : tcp::socket::wait_write, kUse) ||
+                      d->kick.async_wait(kUse));
         if (r.index() == 0) {
           ec = std::get<0>(std::get<0>(r));
           ready = true;
@@ -368,7 +367,7 @@ struct KnownHosts {
 }  // namespace
 
 asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_executor executor,
-                                                                  SessionOptions options) {
+                                                                   SessionOptions options) {
   init_libssh2_once();
   const std::string who = describe_host(options);
   if (options.identity.has_value() == options.agent) {
@@ -380,16 +379,17 @@ asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_
 
   asio::steady_timer timer(executor, deadline);
   tcp::resolver resolver(executor);
-  auto resolved = co_await (resolver.async_resolve(options.address, std::to_string(options.port),
-                                                   kUse) ||
-                            timer.async_wait(kUse));
+  auto resolved =
+      co_await (resolver.async_resolve(options.address, std::to_string(options.port), kUse) ||
+                timer.async_wait(kUse));
   if (resolved.index() == 1) co_return deadline_exceeded(who + ": resolving the address timed out");
   auto [resolve_ec, endpoints] = std::get<0>(std::move(resolved));
   if (resolve_ec) {
-    co_return unavailable(who + ": cannot resolve " + options.address + ": " + resolve_ec.message());
+    co_return unavailable(who + ": cannot resolve " + options.address + ": " +
+                          resolve_ec.message());
   }
-  auto connected = co_await (asio::async_connect(d.socket, endpoints, kUse) ||
-                             timer.async_wait(kUse));
+  auto connected =
+      co_await (asio::async_connect(d.socket, endpoints, kUse) || timer.async_wait(kUse));
   if (connected.index() == 1) co_return deadline_exceeded(who + ": connecting timed out");
   if (auto ec = std::get<0>(std::get<0>(connected)); ec) {
     co_return unavailable(who + ": cannot connect: " + ec.message());
@@ -430,8 +430,8 @@ asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_
   asio::co_spawn(executor, DriverLoop::run(self->driver_, self.get()), asio::detached);
 
   const int fd = d.socket.native_handle();
-  auto handshake = co_await self->call([&] { return libssh2_session_handshake(raw, fd); },
-                                       deadline);
+  auto handshake =
+      co_await self->call([&] { return libssh2_session_handshake(raw, fd); }, deadline);
   if (!handshake) co_return handshake.error();
   if (*handshake != 0) co_return self->last_error("SSH handshake");
 
@@ -439,8 +439,8 @@ asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_
   int key_type = 0;
   const char* key = libssh2_session_hostkey(raw, &key_length, &key_type);
   const KeyType* type = key_type_of(key_type);
-  const std::string offered = std::string(type != nullptr ? type->name : "unknown key type") +
-                              " " + fingerprint(raw);
+  const std::string offered =
+      std::string(type != nullptr ? type->name : "unknown key type") + " " + fingerprint(raw);
   if (key == nullptr || type == nullptr) {
     co_return permission_denied(who + ": the server offered a host key odd cannot check (" +
                                 offered + ")");
@@ -508,10 +508,10 @@ asio::awaitable<Status> Session::authenticate(Deadline deadline) {
     if (!rc) co_return rc.error();
     if (*rc == 0) co_return ok_status();
     if (*rc == LIBSSH2_ERROR_FILE || *rc == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED) {
-      co_return permission_denied(
-          description_ + ": identity " + path + " cannot be used: " +
-          (options_.passphrase ? "wrong passphrase or not a private key"
-                               : "it needs a passphrase or is not a private key"));
+      co_return permission_denied(description_ + ": identity " + path + " cannot be used: " +
+                                  (options_.passphrase
+                                       ? "wrong passphrase or not a private key"
+                                       : "it needs a passphrase or is not a private key"));
     }
     if (*rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || *rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
       co_return permission_denied(description_ + ": the server accepted no key for user " + user +

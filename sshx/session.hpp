@@ -52,7 +52,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // SHA256 fingerprint —, no key accepted, key unreadable, agent unreachable), invalid_argument
   // (an RSA key or an unreadable known_hosts file), cancelled.
   static asio::awaitable<Result<std::shared_ptr<Session>>> connect(asio::any_io_executor executor,
-                                                                  SessionOptions options);
+                                                                   SessionOptions options);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -117,8 +117,7 @@ class Session : public std::enable_shared_from_this<Session> {
   static bool would_block(LIBSSH2_SESSION*, long rc) { return rc == LIBSSH2_ERROR_EAGAIN; }
   template <class T>
   static bool would_block(LIBSSH2_SESSION* session, T* pointer) {
-    return pointer == nullptr &&
-           libssh2_session_last_errno(session) == LIBSSH2_ERROR_EAGAIN;
+    return pointer == nullptr && libssh2_session_last_errno(session) == LIBSSH2_ERROR_EAGAIN;
   }
 
   friend struct SessionAccess;

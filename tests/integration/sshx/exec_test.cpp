@@ -1,10 +1,11 @@
+#include "sshx/exec.hpp"
+
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <fstream>
 #include <vector>
 
 #include "sshx/channel_stream.hpp"
-#include "sshx/exec.hpp"
 #include "sshx/pool.hpp"
 #include "sshx/session.hpp"
 #include "tests/integration/sshx/sshd_fixture.hpp"
@@ -27,7 +28,8 @@ struct Captured {
   }
 };
 
-asio::awaitable<std::shared_ptr<Session>> connect_ok(sshx::SessionOptions options = sshd_options()) {
+asio::awaitable<std::shared_ptr<Session>> connect_ok(
+    sshx::SessionOptions options = sshd_options()) {
   auto session = co_await Session::connect(co_await asio::this_coro::executor, options);
   ODD_REQUIRE_OK(session);
   co_return *session;
@@ -45,8 +47,9 @@ ExecRequest command(std::string text, Millis timeout = Millis(0)) {
 asio::awaitable<bool> process_alive(std::shared_ptr<Session> session, const std::string& pid_file) {
   auto alive = co_await sshx::exec_capture(
       session,
-      "p=$(cat " + pid_file + "); grep -qs '^State:[^Z]*$' /proc/$p/status && echo alive || "
-      "echo gone",
+      "p=$(cat " + pid_file +
+          "); grep -qs '^State:[^Z]*$' /proc/$p/status && echo alive || "
+          "echo gone",
       Millis(10'000));
   ODD_REQUIRE_OK(alive);
   co_return *alive == "alive\n";
@@ -73,17 +76,18 @@ TEST_CASE("20 MB on stdout and 20 MB on stderr at once are drained without a dea
     auto session = co_await connect_ok();
     std::size_t out = 0, err = 0;
     bool out_clean = true, err_clean = true;
-    auto ran = co_await sshx::exec(
-        session,
-        command("head -c 20000000 /dev/zero | tr '\\0' a & "
-                "head -c 20000000 /dev/zero | tr '\\0' b >&2; wait",
-                Millis(120'000)),
-        [&](ExecStream stream, std::string_view bytes) {
-          const char expected = stream == ExecStream::kStdout ? 'a' : 'b';
-          bool& clean = stream == ExecStream::kStdout ? out_clean : err_clean;
-          if (bytes.find_first_not_of(expected) != std::string_view::npos) clean = false;
-          (stream == ExecStream::kStdout ? out : err) += bytes.size();
-        });
+    auto ran =
+        co_await sshx::exec(session,
+                            command("head -c 20000000 /dev/zero | tr '\\0' a & "
+                                    "head -c 20000000 /dev/zero | tr '\\0' b >&2; wait",
+                                    Millis(120'000)),
+                            [&](ExecStream stream, std::string_view bytes) {
+                              const char expected = stream == ExecStream::kStdout ? 'a' : 'b';
+                              bool& clean = stream == ExecStream::kStdout ? out_clean : err_clean;
+                              if (bytes.find_first_not_of(expected) != std::string_view::npos)
+                                clean = false;
+                              (stream == ExecStream::kStdout ? out : err) += bytes.size();
+                            });
     ODD_REQUIRE_OK(ran);
     CHECK(ran->exit_code == 0);
     CHECK(out == 20'000'000);
@@ -110,8 +114,7 @@ TEST_CASE("a command past its timeout is killed with its process group") {
     const std::string pid_file = dir + "/child.pid";
     auto ran = co_await sshx::exec(
         session,
-        command("mkdir -p " + dir + "; sleep 60 & echo $! > " + pid_file + "; wait",
-                Millis(1500)),
+        command("mkdir -p " + dir + "; sleep 60 & echo $! > " + pid_file + "; wait", Millis(1500)),
         nullptr);
     REQUIRE_FALSE(ran.has_value());
     ODD_CHECK_CODE(ran.error(), Code::kDeadlineExceeded);
@@ -175,10 +178,11 @@ TEST_CASE("many execs in flight on one session all complete with their own outpu
     std::vector<int> codes(8, -1);
     auto one = [&](int i) -> asio::awaitable<void> {
       Captured c;
-      auto ran = co_await sshx::exec(
-          session, command("i=0; while [ $i -lt 200 ]; do echo " + std::to_string(i) +
-                           "; i=$((i+1)); done; exit " + std::to_string(i)),
-          c.sink());
+      auto ran =
+          co_await sshx::exec(session,
+                              command("i=0; while [ $i -lt 200 ]; do echo " + std::to_string(i) +
+                                      "; i=$((i+1)); done; exit " + std::to_string(i)),
+                              c.sink());
       if (ran) codes[static_cast<std::size_t>(i)] = ran->exit_code;
       outputs[static_cast<std::size_t>(i)] = c.out;
     };
@@ -206,8 +210,8 @@ TEST_CASE("a channel stream carries bytes both ways like a socket") {
     CHECK_FALSE(wec);
     CHECK(wn == sent.size());
     std::string got(sent.size(), '\0');
-    auto [rec, rn] = co_await asio::async_read(*stream, asio::buffer(got),
-                                               asio::as_tuple(asio::use_awaitable));
+    auto [rec, rn] =
+        co_await asio::async_read(*stream, asio::buffer(got), asio::as_tuple(asio::use_awaitable));
     CHECK_FALSE(rec);
     CHECK(rn == sent.size());
     CHECK(got == sent);
@@ -237,7 +241,9 @@ TEST_CASE("a host key that differs from known_hosts is refused, naming type and 
 TEST_CASE("an unknown host is refused") {
   run_io([]() -> asio::awaitable<void> {
     TempDir tmp;
-    write_file(tmp.path() / "known_hosts", "[192.0.2.1]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGIlf2LmK++9KAyL8lI4gk5KhaT8ZqW/MrqvOjUEDeNE\n");
+    write_file(tmp.path() / "known_hosts",
+               "[192.0.2.1]:22 ssh-ed25519 "
+               "AAAAC3NzaC1lZDI1NTE5AAAAIGIlf2LmK++9KAyL8lI4gk5KhaT8ZqW/MrqvOjUEDeNE\n");
     auto options = sshd_options();
     options.known_hosts = tmp.path() / "known_hosts";
     auto session = co_await Session::connect(co_await asio::this_coro::executor, options);
@@ -262,8 +268,8 @@ TEST_CASE("hashed known_hosts entries match") {
 
 TEST_CASE("ecdsa keys and passphrase-protected keys authenticate") {
   run_io([]() -> asio::awaitable<void> {
-    auto ecdsa = co_await Session::connect(co_await asio::this_coro::executor,
-                                           sshd_options("id_ecdsa"));
+    auto ecdsa =
+        co_await Session::connect(co_await asio::this_coro::executor, sshd_options("id_ecdsa"));
     ODD_CHECK_OK(ecdsa);
     auto options = sshd_options("id_ed25519_pass");
     options.passphrase = read_file(sshd().dir / "passphrase");
@@ -349,7 +355,8 @@ TEST_CASE("a pool whose host refuses connections reports failing with the error"
     pool_options.connect_attempts = 2;
     pool_options.connect_backoff = Millis(50);
     auto pool = sshx::Pool::create(co_await asio::this_coro::executor, options, pool_options);
-    auto lease = co_await pool->acquire(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    auto lease =
+        co_await pool->acquire(std::chrono::steady_clock::now() + std::chrono::seconds(10));
     REQUIRE_FALSE(lease.has_value());
     ODD_CHECK_CODE(lease.error(), Code::kUnavailable);
     CHECK(pool->state().kind == sshx::PoolState::Kind::kFailing);
