@@ -174,7 +174,9 @@ asio::awaitable<Result<ExecResult>> exec(std::shared_ptr<Session> session, ExecR
   const Deadline setup_deadline = after(kOpenTimeout);
 
   std::vector<std::string> exported;
-  for (const auto& [key, value] : request.env) {
+  for (const auto& variable : request.env) {
+    const std::string& key = variable.first;
+    const std::string& value = variable.second;
     auto set = co_await session->call(
         [&] {
           return libssh2_channel_setenv_ex(channel, key.data(), static_cast<unsigned>(key.size()),

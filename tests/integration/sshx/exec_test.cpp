@@ -231,7 +231,7 @@ TEST_CASE("a host key that differs from known_hosts is refused, naming type and 
     auto session = co_await Session::connect(co_await asio::this_coro::executor, options);
     REQUIRE_FALSE(session.has_value());
     ODD_CHECK_CODE(session.error(), Code::kPermissionDenied);
-    const std::string& m = session.error().message();
+    const std::string m = session.error().message();
     CHECK(m.find("does not match") != std::string::npos);
     CHECK(m.find("ssh-ed25519 SHA256:") != std::string::npos);
     CHECK(m.find("test-sshd (") != std::string::npos);
