@@ -12,7 +12,6 @@
 
 #include "daemon/config.hpp"
 #include "daemon/remote_host.hpp"
-#include "engine/connection.hpp"
 #include "sshx/pool.hpp"
 
 namespace odd::daemon {
@@ -25,10 +24,6 @@ inline constexpr int kMaxConnectionsPerHost = 4;
 sshx::PoolOptions pool_options_for(const HostConfig& config);
 // The session options for host `name`.
 sshx::SessionOptions session_options_for(const std::string& name, const HostConfig& config);
-
-// A dialer whose connections are `docker system dial-stdio` channels on leased sessions of
-// `pool`: each connection holds its lease until it is closed.
-std::unique_ptr<engine::Dialer> make_ssh_docker_dialer(std::shared_ptr<sshx::Pool> pool);
 
 // The RemoteHost for host `name`. `blocking` runs the image builder's file work;
 // `state_dir` keeps its build digests under build-digests/<name>.
