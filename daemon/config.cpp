@@ -41,8 +41,8 @@ const Keys kTopKeys = {"socket",          "socket_group",  "state_dir",       "d
                        "shutdown_grace",  "limits",        "build_retention"};
 const Keys kRetentionKeys = {"runs", "days"};
 const Keys kLimitsKeys = {"max_connections", "max_request_bytes", "max_header_bytes"};
-const Keys kHostKeys = {"address", "port",        "user",   "identity",
-                        "agent",   "known_hosts", "docker", "max_sessions"};
+const Keys kHostKeys = {"address",     "port",   "user",         "identity",         "agent",
+                        "known_hosts", "docker", "max_sessions", "passphrase_secret"};
 const Keys kSecretKeys = {"file"};
 const Keys kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 
@@ -305,6 +305,12 @@ class ConfigReader {
         s = assign_int(out.build_retention, value, key, 1, 1000);
       }
       if (!s.ok()) return s;
+    }
+    for (const auto& [name, host] : out.hosts) {
+      if (host.passphrase_secret && !out.secrets.contains(*host.passphrase_secret)) {
+        return fail(proto::spec_path_key(proto::spec_path_key("hosts", name), "passphrase_secret"),
+                    "names no secret of `secrets`: \"" + *host.passphrase_secret + "\"");
+      }
     }
     return {};
   }
@@ -588,6 +594,10 @@ class ConfigReader {
         s = assign(host.docker, read_bool(value, at));
       } else if (key == "max_sessions") {
         s = assign_int(host.max_sessions, value, at, 1, 10);
+      } else if (key == "passphrase_secret") {
+        auto text = read_string(value, at, "the name of a secret");
+        if (!text) return text.error();
+        host.passphrase_secret = std::move(*text);
       }
       if (!s.ok()) return s;
     }
@@ -602,6 +612,9 @@ class ConfigReader {
       return fail(path, std::string("expected exactly one of identity (a key file) and agent: "
                                     "true, got ") +
                             (host.agent ? "both" : "neither"));
+    }
+    if (host.passphrase_secret && !host.identity) {
+      return fail(path + ".passphrase_secret", "is for an identity file, and this host uses agent");
     }
     return host;
   }

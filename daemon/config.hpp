@@ -47,6 +47,8 @@ struct HostConfig {
   std::filesystem::path known_hosts;              // required, absolute
   bool docker = false;                            // its dockerd is usable over SSH
   int max_sessions = 4;                           // 1..10
+  // The secret (of `secrets`) holding the identity's passphrase, when it has one.
+  std::optional<std::string> passphrase_secret;
   friend bool operator==(const HostConfig&, const HostConfig&) = default;
 };
 

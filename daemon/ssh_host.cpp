@@ -23,8 +23,9 @@ sshx::Deadline acquire_deadline() { return Clock::now() + kAcquireTimeout; }
 class SshHost final : public RemoteHost {
  public:
   SshHost(asio::any_io_executor executor, asio::any_io_executor blocking, const std::string& name,
-          const HostConfig& config, const std::filesystem::path& state_dir)
-      : pool_(sshx::Pool::create(executor, session_options_for(name, config),
+          const HostConfig& config, std::optional<std::string> passphrase,
+          const std::filesystem::path& state_dir)
+      : pool_(sshx::Pool::create(executor, session_options_for(name, config, std::move(passphrase)),
                                  pool_options_for(config))) {
     if (config.docker) {
       client_ = std::make_unique<engine::DockerClient>(executor, make_ssh_docker_dialer(pool_));
@@ -126,7 +127,8 @@ sshx::PoolOptions pool_options_for(const HostConfig& config) {
   return options;
 }
 
-sshx::SessionOptions session_options_for(const std::string& name, const HostConfig& config) {
+sshx::SessionOptions session_options_for(const std::string& name, const HostConfig& config,
+                                         std::optional<std::string> passphrase) {
   sshx::SessionOptions options;
   options.name = name;
   options.address = config.address;
@@ -135,15 +137,17 @@ sshx::SessionOptions session_options_for(const std::string& name, const HostConf
   options.identity = config.identity;
   options.agent = config.agent;
   options.known_hosts = config.known_hosts;
+  options.passphrase = std::move(passphrase);
   return options;
 }
 
 std::unique_ptr<RemoteHost> make_ssh_host(asio::any_io_executor executor,
                                           asio::any_io_executor blocking, const std::string& name,
                                           const HostConfig& config,
+                                          std::optional<std::string> passphrase,
                                           const std::filesystem::path& state_dir) {
   return std::make_unique<SshHost>(std::move(executor), std::move(blocking), name, config,
-                                   state_dir);
+                                   std::move(passphrase), state_dir);
 }
 
 }  // namespace odd::daemon

@@ -8,6 +8,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "daemon/config.hpp"
@@ -22,14 +23,16 @@ inline constexpr int kMaxConnectionsPerHost = 4;
 
 // The pool options for `config`: how many channels a session carries, connect limits.
 sshx::PoolOptions pool_options_for(const HostConfig& config);
-// The session options for host `name`.
-sshx::SessionOptions session_options_for(const std::string& name, const HostConfig& config);
+// The session options for host `name`; `passphrase` is the value of its passphrase_secret.
+sshx::SessionOptions session_options_for(const std::string& name, const HostConfig& config,
+                                         std::optional<std::string> passphrase);
 
 // The RemoteHost for host `name`. `blocking` runs the image builder's file work;
-// `state_dir` keeps its build digests under build-digests/<name>.
+// `state_dir` keeps its build digests under build-digests/<name>; `passphrase` as above.
 std::unique_ptr<RemoteHost> make_ssh_host(asio::any_io_executor executor,
                                           asio::any_io_executor blocking, const std::string& name,
                                           const HostConfig& config,
+                                          std::optional<std::string> passphrase,
                                           const std::filesystem::path& state_dir);
 
 }  // namespace odd::daemon

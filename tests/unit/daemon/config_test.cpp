@@ -106,6 +106,7 @@ hosts:
     known_hosts: /etc/odd/known_hosts
     docker: true
     max_sessions: 10
+    passphrase_secret: token_2
   tester-2.lab:
     address: tester2.example
     user: ci
@@ -142,6 +143,7 @@ build_retention: 2
   CHECK(t1.known_hosts == "/etc/odd/known_hosts");
   CHECK(t1.docker);
   CHECK(t1.max_sessions == 10);
+  CHECK(t1.passphrase_secret == std::optional<std::string>("token_2"));
   const HostConfig& t2 = c.hosts.at("tester-2.lab");
   CHECK(t2.address == "tester2.example");
   CHECK(t2.port == 22);
@@ -149,6 +151,7 @@ build_retention: 2
   CHECK_FALSE(t2.identity.has_value());
   CHECK_FALSE(t2.docker);
   CHECK(t2.max_sessions == 4);
+  CHECK_FALSE(t2.passphrase_secret.has_value());
   REQUIRE(c.secrets.size() == 2);
   CHECK(c.secrets.at("TESTER_ENV").file == "/etc/odd/secrets/tester.env");
   CHECK(c.secrets.at("token_2").file == "/run/credentials/oddd.service/token");
@@ -239,7 +242,12 @@ TEST_CASE("a malformed config names the file and the key path at fault") {
        "hosts.tester1.agent: expected true or false, got \"1\""},
       {"hosts: {tester1: {address: a, user: u, agent: true, known_hosts: /k, passwd: x}}",
        "hosts.tester1.passwd: unknown key (expected one of: address, port, user, identity, agent, "
-       "known_hosts, docker, max_sessions)"},
+       "known_hosts, docker, max_sessions, passphrase_secret)"},
+      {"hosts: {t1: {address: a, user: u, identity: /id, known_hosts: /k, passphrase_secret: P}}",
+       "hosts.t1.passphrase_secret: names no secret of `secrets`: \"P\""},
+      {"hosts: {t1: {address: a, user: u, agent: true, known_hosts: /k, passphrase_secret: P}}\n"
+       "secrets: {P: {file: /p}}",
+       "hosts.t1.passphrase_secret: is for an identity file, and this host uses agent"},
       {"hosts: {\"tester one\": {address: a}}",
        "hosts[\"tester one\"]: a host name must match [a-z0-9][a-z0-9._-]* (lowercase letters, "
        "digits, '.', '_', '-') and have at most 63 characters"},
