@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -258,13 +259,31 @@ struct DriverLoop {
 
 namespace {
 
+// Sends keepalive requests (want_reply) every `interval`; a peer from which no byte has arrived
+// across `count` answered-keepalive periods is dead: TCP keeps a hung sshd's socket open, so only
+// the missing answers tell. Bytes still unread in the socket count as an answer.
 asio::awaitable<void> keepalive_loop(std::weak_ptr<Session> weak, Millis interval, int count) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::uint64_t seen = 0;
+  bool awaiting_answer = false;
+  int misses = 0;
+  if (auto session = weak.lock()) seen = session->generation();
   for (;;) {
     timer.expires_after(interval);
     co_await timer.async_wait(kUse);
     auto session = weak.lock();
     if (!session || !session->usable()) co_return;
+    const bool heard = session->generation() != seen || session->input_pending();
+    seen = session->generation();
+    if (heard) {
+      misses = 0;
+    } else if (awaiting_answer && ++misses >= count) {
+      session->mark_broken(unavailable(
+          session->describe() + ": the host stopped answering (no reply to " +
+          std::to_string(misses) + " keepalives in " +
+          std::to_string((interval * (misses + 1)).count() / 1000) + " s)"));
+      co_return;
+    }
     int next = 0;
     const Deadline deadline = std::chrono::steady_clock::now() + interval * count;
     auto sent = co_await session->call(
@@ -275,6 +294,7 @@ asio::awaitable<void> keepalive_loop(std::weak_ptr<Session> weak, Millis interva
                                 : Status(sent.error()));
       co_return;
     }
+    awaiting_answer = true;
   }
 }
 
@@ -498,6 +518,12 @@ asio::awaitable<Status> Session::authenticate(Deadline deadline) {
   co_return permission_denied(description_ + ": the server accepted none of the " +
                               std::to_string(tried) + " keys of ssh-agent (" + where +
                               ") for user " + user);
+}
+
+bool Session::input_pending() const {
+  if (!driver_->socket.is_open()) return false;
+  pollfd p{driver_->socket.native_handle(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0;
 }
 
 Status Session::last_error(std::string_view what) const {

@@ -96,6 +96,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // becomes unavailable, LIBSSH2_ERROR_CHANNEL_* failed_precondition, others internal.
   Status last_error(std::string_view what) const;
 
+  // Whether bytes from the peer wait in the socket, unread by libssh2.
+  bool input_pending() const;
+
   // Grows whenever bytes arrive or the socket becomes ready: a parked call may now succeed.
   std::uint64_t generation() const { return generation_; }
 

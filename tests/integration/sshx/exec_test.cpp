@@ -2,7 +2,9 @@
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <vector>
 
 #include "sshx/channel_stream.hpp"
@@ -362,6 +364,97 @@ TEST_CASE("a pool whose host refuses connections reports failing with the error"
     CHECK(pool->state().kind == sshx::PoolState::Kind::kFailing);
     CHECK(pool->state().error.find("127.0.0.1:1") != std::string::npos);
   }());
+}
+
+// The sshd processes serving one connection: the session process whose pid a remote `echo
+// $PPID` printed, and its privileged monitor when it has one (never the listener).
+std::vector<std::string> connection_processes(const std::string& session_pid) {
+  std::vector<std::string> pids = {session_pid};
+  std::ifstream stat("/proc/" + session_pid + "/stat");
+  std::string field;
+  for (int i = 0; i < 4 && stat >> field; ++i) {
+  }
+  if (!field.empty() &&
+      read_file("/proc/" + field + "/cmdline").find("[priv]") != std::string::npos) {
+    pids.push_back(field);
+  }
+  return pids;
+}
+
+void signal_processes(const std::vector<std::string>& pids, const std::string& signal) {
+  for (const std::string& pid : pids) {
+    const std::string command = "kill -" + signal + " " + pid + " 2>/dev/null";
+    CHECK(std::system(command.c_str()) == 0);
+  }
+}
+
+// Runs `echo $PPID; sleep 30` on a session of `pool` and calls `fault` with the sshd processes of
+// that connection once they are known; returns how the exec ended.
+asio::awaitable<Result<sshx::ExecResult>> exec_with_fault(
+    std::shared_ptr<Session> session, std::function<void(const std::vector<std::string>&)> fault) {
+  std::string first;
+  bool fired = false;
+  co_return co_await sshx::exec(session, command("echo $PPID; sleep 30"),
+                                [&](ExecStream stream, std::string_view bytes) {
+                                  if (stream != ExecStream::kStdout || fired) return;
+                                  first.append(bytes);
+                                  if (first.find('\n') == std::string::npos) return;
+                                  fired = true;
+                                  fault(connection_processes(first.substr(0, first.find('\n'))));
+                                });
+}
+
+TEST_CASE("sshd killed mid-exec gives a clear error, and the pool's next lease works") {
+  run_io([]() -> asio::awaitable<void> {
+    auto pool =
+        sshx::Pool::create(co_await asio::this_coro::executor, sshd_options(), sshx::PoolOptions{});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    {
+      auto lease = co_await pool->acquire(deadline);
+      ODD_REQUIRE_OK(lease);
+      auto ran = co_await within(
+          Millis(20'000),
+          exec_with_fault(lease->session(), [](const std::vector<std::string>& pids) {
+            signal_processes(pids, "KILL");
+          }));
+      REQUIRE(ran.has_value());
+      REQUIRE_FALSE(ran->has_value());
+      ODD_CHECK_CODE(ran->error(), Code::kUnavailable);
+      CHECK(ran->error().message().find("test-sshd (") != std::string::npos);
+      CHECK_FALSE(lease->session()->usable());
+    }
+    auto next = co_await pool->acquire(deadline);
+    ODD_REQUIRE_OK(next);
+    auto again = co_await sshx::exec(next->session(), command("echo back"), nullptr);
+    ODD_REQUIRE_OK(again);
+    CHECK(again->exit_code == 0);
+    CHECK(pool->state().sessions == 1);
+  }());
+}
+
+TEST_CASE("a host that stops answering is found dead by keepalives within interval x count") {
+  std::vector<std::string> stopped;
+  run_io([&]() -> asio::awaitable<void> {
+    auto options = sshd_options();
+    options.keepalive_interval = Millis(1000);
+    options.keepalive_count = 2;
+    auto session = co_await Session::connect(co_await asio::this_coro::executor, options);
+    ODD_REQUIRE_OK(session);
+    const auto started = std::chrono::steady_clock::now();
+    auto ran = co_await within(Millis(20'000),
+                               exec_with_fault(*session, [&](const std::vector<std::string>& pids) {
+                                 stopped = pids;
+                                 signal_processes(pids, "STOP");
+                               }));
+    const auto took = std::chrono::steady_clock::now() - started;
+    REQUIRE(ran.has_value());
+    REQUIRE_FALSE(ran->has_value());
+    ODD_CHECK_CODE(ran->error(), Code::kUnavailable);
+    CHECK(ran->error().message().find("stopped answering") != std::string::npos);
+    CHECK(took < std::chrono::seconds(15));
+    CHECK_FALSE((*session)->usable());
+  }());
+  signal_processes(stopped, "KILL");
 }
 
 }  // namespace
