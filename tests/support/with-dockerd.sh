@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs a command against a private dockerd (tests/support/dockerd.sh) with the test image built,
-# and always stops that dockerd afterwards. The command sees
+# Runs a command against a private dockerd (tests/support/dockerd.sh) with the test image built
+# and a private sshd in a network namespace (tests/support/sshd.sh) whose sessions reach that
+# dockerd, and always stops both afterwards. The command sees
 #   ODD_TEST_DOCKER_HOST=unix:///tmp/odd-d.XXXXXX/docker.sock   ODD_TEST_IMAGE=odd-test/busybox:1
-# With ODD_TEST_DOCKER_HOST already set, that dockerd is used and only the image is ensured.
+#   ODD_TEST_SSHD_DIR=/tmp/odd-s.XXXXXX
+# With ODD_TEST_DOCKER_HOST (ODD_TEST_SSHD_DIR) already set, that dockerd (sshd) is used.
 #
 # Usage: tests/support/with-dockerd.sh CMD [ARG...]      exits with CMD's status
 set -euo pipefail
@@ -16,9 +18,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export ODD_TEST_IMAGE="${ODD_TEST_IMAGE:-odd-test/busybox:1}"
 
 dir=""
+sshd_dir=""
 child=""
 # shellcheck disable=SC2317 # called from traps
 cleanup() {
+  if [ -n "$sshd_dir" ]; then
+    "$here/sshd.sh" stop "$sshd_dir" || echo "with-dockerd.sh: stopping sshd in $sshd_dir failed" >&2
+    sshd_dir=""
+  fi
   if [ -n "$dir" ]; then
     # Unset: dockerd.sh leaves a dockerd named by ODD_TEST_DOCKER_HOST alone, and that is now ours.
     env -u ODD_TEST_DOCKER_HOST "$here/dockerd.sh" stop "$dir" ||
@@ -42,6 +49,11 @@ if [ -z "${ODD_TEST_DOCKER_HOST:-}" ]; then
   export ODD_TEST_DOCKER_HOST
 fi
 "$here/test-image.sh" "$ODD_TEST_DOCKER_HOST" "$ODD_TEST_IMAGE"
+if [ -z "${ODD_TEST_SSHD_DIR:-}" ]; then
+  sshd_dir="$(mktemp -d /tmp/odd-s.XXXXXX)"
+  ODD_SSHD_DOCKER_HOST="$ODD_TEST_DOCKER_HOST" "$here/sshd.sh" start "$sshd_dir" --netns >/dev/null
+  export ODD_TEST_SSHD_DIR="$sshd_dir"
+fi
 
 # In the background so a signal's trap runs at once rather than after CMD ends; <&0 keeps stdin.
 "$@" <&0 &
