@@ -107,22 +107,6 @@ std::string describe_host(const SessionOptions& options) {
   return name + " (" + options.address + ":" + std::to_string(options.port) + ")";
 }
 
-struct SessionAccess {
-  static ssize_t recv(libssh2_socket_t fd, void* buffer, size_t length, int flags,
-                      void** abstract) {
-    auto* self = static_cast<Session*>(*abstract);
-    const ssize_t n = ::recv(fd, buffer, length, flags);
-    if (n < 0) return -errno;
-    if (n > 0) ++self->generation_;
-    return n;
-  }
-  static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags, void**) {
-    const ssize_t n = ::send(fd, buffer, length, flags | MSG_NOSIGNAL);
-    if (n < 0) return -errno;
-    return n;
-  }
-};
-
 struct Session::Driver {
   explicit Driver(asio::any_io_executor executor)
       : socket(executor), kick(executor, std::chrono::steady_clock::time_point::max()) {}
@@ -144,6 +128,24 @@ struct Session::Driver {
       w->timer->cancel();
     }
     waiters.clear();
+  }
+};
+
+struct SessionAccess {
+  static ssize_t recv(libssh2_socket_t fd, void* buffer, size_t length, int flags,
+                      void** abstract) {
+    auto* self = static_cast<Session*>(*abstract);
+    // After close() the descriptor number may already belong to another socket.
+    if (!self->driver_->socket.is_open()) return -EBADF;
+    const ssize_t n = ::recv(fd, buffer, length, flags);
+    if (n < 0) return -errno;
+    if (n > 0) ++self->generation_;
+    return n;
+  }
+  static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags, void**) {
+    const ssize_t n = ::send(fd, buffer, length, flags | MSG_NOSIGNAL);
+    if (n < 0) return -errno;
+    return n;
   }
 };
 
@@ -278,10 +280,10 @@ asio::awaitable<void> keepalive_loop(std::weak_ptr<Session> weak, Millis interva
     if (heard) {
       misses = 0;
     } else if (awaiting_answer && ++misses >= count) {
-      session->mark_broken(unavailable(
-          session->describe() + ": the host stopped answering (no reply to " +
-          std::to_string(misses) + " keepalives in " +
-          std::to_string((interval * (misses + 1)).count() / 1000) + " s)"));
+      session->mark_broken(
+          unavailable(session->describe() + ": the host stopped answering (no reply to " +
+                      std::to_string(misses) + " keepalives in " +
+                      std::to_string((interval * (misses + 1)).count() / 1000) + " s)"));
       co_return;
     }
     int next = 0;

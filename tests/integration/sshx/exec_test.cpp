@@ -406,8 +406,8 @@ asio::awaitable<Result<sshx::ExecResult>> exec_with_fault(
 
 TEST_CASE("sshd killed mid-exec gives a clear error, and the pool's next lease works") {
   run_io([]() -> asio::awaitable<void> {
-    auto pool =
-        sshx::Pool::create(co_await asio::this_coro::executor, sshd_options(), sshx::PoolOptions{});
+    auto executor = co_await asio::this_coro::executor;
+    auto pool = sshx::Pool::create(executor, sshd_options(), sshx::PoolOptions{});
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     {
       auto lease = co_await pool->acquire(deadline);

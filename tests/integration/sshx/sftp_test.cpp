@@ -1,0 +1,218 @@
+// SFTP transfers against the test sshd: trees with modes both ways (compared with OpenSSH's
+// own sftp), large files, content uploads, uploads that never leave a partial file, and
+// downloads that cannot leave their destination.
+
+#include "sshx/sftp.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "sshx/exec.hpp"
+#include "sshx/session.hpp"
+#include "tests/integration/sshx/sshd_fixture.hpp"
+#include "tests/integration/support.hpp"
+
+namespace odd::integration {
+namespace {
+
+namespace fs = std::filesystem;
+using sshx::Session;
+
+asio::awaitable<std::shared_ptr<Session>> connect_ok() {
+  auto session = co_await Session::connect(co_await asio::this_coro::executor, sshd_options());
+  ODD_REQUIRE_OK(session);
+  co_return *session;
+}
+
+asio::awaitable<std::string> remote(std::shared_ptr<Session> session, const std::string& command) {
+  auto out = co_await sshx::exec_capture(session, command, Millis(60'000));
+  ODD_REQUIRE_OK(out);
+  co_return *out;
+}
+
+int run(const std::string& command) { return std::system(command.c_str()); }
+
+unsigned mode_of(const fs::path& path) {
+  struct stat st {};
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+// A tree with nested directories, an empty file, an executable and a private file.
+void make_tree(const fs::path& root) {
+  fs::create_directories(root / "a" / "b" / "c");
+  fs::create_directories(root / "empty-dir");
+  write_file(root / "top.txt", "top\n");
+  write_file(root / "a" / "run.sh", "#!/bin/sh\necho hi\n");
+  write_file(root / "a" / "b" / "secret", "s3cret");
+  write_file(root / "a" / "b" / "c" / "empty", "");
+  std::string big(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) % 251);
+  write_file(root / "a" / "big.bin", big);
+  fs::permissions(root / "a" / "run.sh", fs::perms(0755));
+  fs::permissions(root / "a" / "b" / "secret", fs::perms(0600));
+  fs::permissions(root / "a" / "b", fs::perms(0750));
+}
+
+std::string ssh_base() {
+  const SshdFixture& s = sshd();
+  return "-i " + (s.dir / "id_ed25519").string() +
+         " -o UserKnownHostsFile=" + (s.dir / "known_hosts").string() +
+         " -o StrictHostKeyChecking=yes -o BatchMode=yes";
+}
+
+TEST_CASE("a tree uploads and downloads with its contents and modes, as OpenSSH's sftp sees it") {
+  TempDir local;
+  make_tree(local.path() / "src");
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    auto sent = co_await sshx::upload(session, local.path() / "src", dir + "/tree", std::nullopt);
+    ODD_REQUIRE_OK(sent);
+    CHECK(sent->files == 5);
+    auto got = co_await sshx::download(session, dir + "/tree", local.path() / "back", "copy");
+    ODD_REQUIRE_OK(got);
+    CHECK(got->files == 5);
+    CHECK(got->bytes == sent->bytes);
+    const std::string listing = co_await remote(session, "ls -A " + dir + "/tree/a");
+    CHECK(listing.find("odd-tmp") == std::string::npos);
+  }());
+  const fs::path back = local.path() / "back" / "copy";
+  CHECK(run("diff -r " + (local.path() / "src").string() + " " + back.string()) == 0);
+  CHECK(mode_of(back / "a" / "run.sh") == 0755);
+  CHECK(mode_of(back / "a" / "b" / "secret") == 0600);
+  CHECK(mode_of(back / "a" / "b") == 0750);
+  CHECK(fs::is_directory(back / "empty-dir"));
+
+  const SshdFixture& s = sshd();
+  const fs::path openssh = local.path() / "openssh";
+  const std::string fetch = "sftp -q -r -P " + std::to_string(s.port) + " " + ssh_base() + " " +
+                            s.user + "@" + s.address + ":" + dir + "/tree " + openssh.string() +
+                            " >/dev/null";
+  REQUIRE(run(fetch) == 0);
+  CHECK(run("diff -r " + openssh.string() + " " + back.string()) == 0);
+}
+
+TEST_CASE("a 64 MB file crosses both ways byte for byte") {
+  TempDir local;
+  const fs::path file = local.path() / "big";
+  REQUIRE(run("head -c 67108864 /dev/urandom > " + file.string()) == 0);
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    auto sent = co_await sshx::upload(session, file, dir + "/big", std::nullopt);
+    ODD_REQUIRE_OK(sent);
+    CHECK(sent->bytes == 67108864);
+    auto got = co_await sshx::download(session, dir + "/big", local.path(), "back/big");
+    ODD_REQUIRE_OK(got);
+    CHECK(got->bytes == 67108864);
+  }());
+  CHECK(run("cmp -s " + file.string() + " " + (local.path() / "back" / "big").string()) == 0);
+}
+
+TEST_CASE("content uploads with its mode, replacing an existing file") {
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    Status first = co_await sshx::upload_content(session, "OLD=1\n", dir + "/odd/.env", 0644);
+    ODD_REQUIRE_OK(first);
+    Status second = co_await sshx::upload_content(session, "TOKEN=abc\n", dir + "/odd/.env");
+    ODD_REQUIRE_OK(second);
+    CHECK(co_await remote(session, "cat " + dir + "/odd/.env") == "TOKEN=abc\n");
+    CHECK(co_await remote(session, "stat -c %a " + dir + "/odd/.env") == "600\n");
+    CHECK(co_await remote(session, "ls -A " + dir + "/odd") == ".env\n");
+  }());
+}
+
+TEST_CASE("an upload cancelled midway leaves no file at the target and no temporary file") {
+  TempDir local;
+  const fs::path file = local.path() / "big";
+  REQUIRE(run("head -c 268435456 /dev/zero > " + file.string()) == 0);
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir);
+    auto outcome =
+        co_await within(Millis(300), sshx::upload(session, file, dir + "/big", std::nullopt));
+    CHECK_FALSE(outcome.has_value());
+    REQUIRE(session->usable());
+    CHECK(co_await remote(session, "ls -A " + dir) == "");
+  }());
+}
+
+TEST_CASE("an upload over an existing file is atomic: the old content until the new is whole") {
+  TempDir local;
+  write_file(local.path() / "v2", "version 2\n");
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir + " && echo 'version 1' > " + dir + "/f");
+    auto sent = co_await sshx::upload(session, local.path() / "v2", dir + "/f", 0640u);
+    ODD_REQUIRE_OK(sent);
+    CHECK(co_await remote(session, "cat " + dir + "/f; stat -c %a " + dir + "/f") ==
+          "version 2\n640\n");
+  }());
+}
+
+TEST_CASE("a download destination outside its root is refused") {
+  TempDir local;
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir + " && echo x > " + dir + "/f");
+    for (const std::string dest : {"../escape", "/tmp/escape", "a/../../escape"}) {
+      auto got = co_await sshx::download(session, dir + "/f", local.path() / "root", dest);
+      REQUIRE_FALSE(got.has_value());
+      ODD_CHECK_CODE(got.error(), Code::kPermissionDenied);
+      CHECK(got.error().message().find(dest) != std::string::npos);
+    }
+  }());
+  CHECK_FALSE(fs::exists(local.path() / "escape"));
+  CHECK_FALSE(fs::exists("/tmp/escape"));
+}
+
+TEST_CASE("remote symlinks are skipped and a local symlink is never written through") {
+  TempDir local;
+  const std::string dir = remote_scratch();
+  fs::create_directories(local.path() / "root");
+  fs::create_directories(local.path() / "outside");
+  fs::create_directory_symlink(local.path() / "outside", local.path() / "root" / "link");
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir + "/t && echo ok > " + dir + "/t/real && ln -s " +
+                                 "/etc/passwd " + dir + "/t/passwd && ln -s / " + dir + "/t/root");
+    auto got = co_await sshx::download(session, dir + "/t", local.path() / "root", "tree");
+    ODD_REQUIRE_OK(got);
+    CHECK(got->files == 1);
+    auto through = co_await sshx::download(session, dir + "/t", local.path() / "root", "link/x");
+    REQUIRE_FALSE(through.has_value());
+    ODD_CHECK_CODE(through.error(), Code::kPermissionDenied);
+  }());
+  CHECK(read_file(local.path() / "root" / "tree" / "real") == "ok\n");
+  CHECK_FALSE(fs::exists(local.path() / "root" / "tree" / "passwd"));
+  CHECK_FALSE(fs::exists(local.path() / "root" / "tree" / "root"));
+  CHECK(fs::is_empty(local.path() / "outside"));
+}
+
+TEST_CASE("missing paths are not_found, naming the path") {
+  TempDir local;
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    auto got = co_await sshx::download(session, dir + "/nothing", local.path(), "x");
+    REQUIRE_FALSE(got.has_value());
+    ODD_CHECK_CODE(got.error(), Code::kNotFound);
+    CHECK(got.error().message().find(dir + "/nothing") != std::string::npos);
+    auto sent = co_await sshx::upload(session, local.path() / "nothing", dir + "/x", std::nullopt);
+    REQUIRE_FALSE(sent.has_value());
+    ODD_CHECK_CODE(sent.error(), Code::kNotFound);
+    CHECK(sent.error().message().find("nothing") != std::string::npos);
+    CHECK(session->usable());
+  }());
+}
+
+}  // namespace
+}  // namespace odd::integration
