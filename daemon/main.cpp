@@ -14,6 +14,9 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <map>
+#include <memory>
+#include <optional>
 #include <random>
 
 #include "common/clock.hpp"
@@ -24,6 +27,7 @@
 #include "daemon/log_hub.hpp"
 #include "daemon/run_manager.hpp"
 #include "daemon/run_store.hpp"
+#include "daemon/ssh_host.hpp"
 #include "engine/docker_client.hpp"
 #include "engine/image_builder.hpp"
 
@@ -59,8 +63,24 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
   LogHub hub;
   SchedulerEnv env;
   env.clock = &clock;
-  env.engine_for = [&local](const std::string& host) -> ContainerEngine* {
-    return host == "local" ? &local : nullptr;
+  std::map<std::string, std::unique_ptr<RemoteHost>, std::less<>> remotes;
+  for (const auto& [name, host] : config.hosts) {
+    std::optional<std::string> passphrase;
+    if (host.passphrase_secret) passphrase = secrets->at(*host.passphrase_secret);
+    remotes.emplace(name, make_ssh_host(io.get_executor(), blocking.get_executor(), name, host,
+                                        std::move(passphrase), config.state_dir));
+  }
+  env.engine_for = [&local, &remotes](const std::string& host) -> ContainerEngine* {
+    if (host == "local") return &local;
+    const auto it = remotes.find(host);
+    return it == remotes.end() ? nullptr : it->second->container_engine();
+  };
+  env.remote_for = [&remotes](const std::string& host) -> RemoteHost* {
+    const auto it = remotes.find(host);
+    return it == remotes.end() ? nullptr : it->second.get();
+  };
+  env.artifacts_dir = [&store](const std::string& run_id) {
+    return (*store)->artifacts_dir(run_id);
   };
   env.check_path = [&config](const std::filesystem::path& path, std::string_view what) {
     return check_allowed_path(config, path, what);
@@ -78,7 +98,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
   options.max_concurrency = static_cast<std::size_t>(config.max_concurrency);
   options.retention = config.retention;
   options.shutdown_grace = std::chrono::duration_cast<std::chrono::seconds>(config.shutdown_grace);
-  for (const auto& [name, host] : config.hosts) options.hosts.insert(name);
+  for (const auto& [name, host] : config.hosts) options.hosts[name] = host.docker;
   for (const auto& [name, value] : *secrets) options.secrets[name] = value;
   RunManager manager(io.get_executor(), **store, hub, env, docker->get(), options);
 

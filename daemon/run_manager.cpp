@@ -223,20 +223,32 @@ Result<RunPlan> RunManager::plan(const proto::SubmitRequest& request, std::strin
 
   for (const proto::JobSpec& job : spec->jobs) {
     const std::string job_path = proto::spec_path_key("jobs", job.name);
-    if (job.host != "local") {
+    const bool local = job.host == "local";
+    const auto remote = options_.hosts.find(job.host);
+    if (!local && remote == options_.hosts.end()) {
       std::string known = "local";
-      for (const std::string& host : options_.hosts) known += ", " + host;
+      for (const auto& [host, docker] : options_.hosts) known += ", " + host;
       return invalid_argument(proto::spec_path_key(job_path, "host") + ": unknown host \"" +
                               job.host + "\" (the daemon knows: " + known + ")");
     }
     for (std::size_t i = 0; i < job.steps.size(); ++i) {
       const proto::StepKind kind = job.steps[i].kind();
-      if (kind != proto::StepKind::kBuild && kind != proto::StepKind::kRun) {
-        return invalid_argument(
-            proto::spec_path_key(proto::spec_path_index(proto::spec_path_key(job_path, "steps"), i),
-                                 proto::step_kind_name(kind)) +
-            ": not supported yet on host \"local\" (exec, upload and download need a remote "
-            "host; http steps are not available yet)");
+      const std::string step_at =
+          proto::spec_path_key(proto::spec_path_index(proto::spec_path_key(job_path, "steps"), i),
+                               proto::step_kind_name(kind));
+      if (kind == proto::StepKind::kHttp) {
+        return invalid_argument(step_at + ": not supported yet (http steps are not available)");
+      }
+      const bool container = kind == proto::StepKind::kBuild || kind == proto::StepKind::kRun;
+      if (local && !container) {
+        return invalid_argument(step_at +
+                                ": not supported on host \"local\" (exec, upload and download "
+                                "run on a remote host: set the job's host)");
+      }
+      if (!local && container && !remote->second) {
+        return invalid_argument(step_at + ": host \"" + job.host +
+                                "\" has no docker: true in the daemon config, so build and run "
+                                "steps cannot use it");
       }
     }
   }
@@ -417,8 +429,18 @@ asio::awaitable<Result<proto::Json>> RunManager::health() {
     if (!pinged.ok()) docker["error"] = pinged.message();
   }
   proto::Json hosts = proto::Json::object();
-  for (const std::string& host : options_.hosts) {
-    hosts[host] = {{"state", "unknown"}};
+  for (const auto& [host, docker_enabled] : options_.hosts) {
+    RemoteHost* remote = env_.remote_for ? env_.remote_for(host) : nullptr;
+    if (remote == nullptr) {
+      hosts[host] = {{"state", "unknown"}};
+      continue;
+    }
+    const RemoteHostHealth h = remote->health();
+    hosts[host] = {{"state", h.state},
+                   {"sessions", h.sessions},
+                   {"in_use", h.in_use},
+                   {"docker", docker_enabled},
+                   {"error", h.error.empty() ? proto::Json(nullptr) : proto::Json(h.error)}};
   }
   co_return proto::Json{{"docker", docker}, {"hosts", hosts}, {"active_runs", active_.size()}};
 }

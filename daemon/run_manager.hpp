@@ -30,8 +30,8 @@ struct RunManagerOptions {
   std::size_t max_concurrency = 8;
   RetentionPolicy retention;
   std::chrono::seconds shutdown_grace{30};
-  std::set<std::string> hosts;    // configured remote host names
-  proto::TemplateValues secrets;  // from the daemon's config, name → value
+  std::map<std::string, bool> hosts;  // configured remote host names → `docker: true`
+  proto::TemplateValues secrets;      // from the daemon's config, name → value
 };
 
 class RunManager final : public ControlService {

@@ -478,6 +478,10 @@ asio::awaitable<Status> RunExecution::run_steps(Job& job, Attempt& attempt) {
           co_return co_await run_build_step(job, attempt, i);
         case proto::StepKind::kRun:
           co_return co_await run_container_step(job, attempt, i);
+        case proto::StepKind::kExec:
+        case proto::StepKind::kUpload:
+        case proto::StepKind::kDownload:
+          co_return co_await run_remote_step(job, attempt, i);
         default:
           co_return failed_precondition(step_path(spec, i, step) + ": not supported yet");
       }
@@ -658,34 +662,10 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
   summary.container_name = request.name;
   summary.container_id.reset();
 
-  CaptureListener listener;
-  listener.on_progress = [this, &job](const proto::Progress& progress) {
-    info_.jobs[job.index].progress = progress;
-    const auto now = env_.clock->now();
-    if (progress.done >= progress.total || now - job.last_progress_event >= milliseconds(100)) {
-      job.last_progress_event = now;
-      emit(&job, proto::kEventJobProgress,
-           {{"done", progress.done}, {"total", progress.total}, {"label", progress.label}});
-    }
-  };
-  listener.on_suite = [this, &job](const proto::SuiteResult& suite) {
-    summaries_[job.index].suites.push_back(suite);
-    proto::Json payload = {{"name", suite.name}, {"status", proto::to_string(suite.status)}};
-    if (suite.expect) payload["expect"] = *suite.expect;
-    emit(&job, proto::kEventSuite, std::move(payload));
-  };
-  listener.on_output = [&attempt](const std::string& name, const std::string& value) {
-    attempt.outputs[name] = value;
-    if (!attempt.current_step.empty()) attempt.step_outputs[attempt.current_step][name] = value;
-  };
-
   emit(&job, "container.create", {{"name", request.name}, {"attempt", attempt.number}}, true);
-  auto capture = observer_.open_capture(key, request.name, std::move(listener));
-  if (!capture) co_return capture.error().with_context("opening the logs of " + request.name);
+  auto capture = open_job_log(job, attempt, request.name);
+  if (!capture) co_return capture.error();
   JobLog& log = **capture;
-  job.logs = std::make_pair(log.stdout_path(), log.stderr_path());
-  summary.log_paths.stdout_path = log.stdout_path().string();
-  summary.log_paths.stderr_path = log.stderr_path().string();
 
   ContainerCallbacks callbacks;
   callbacks.on_created = [this, &job, &summary, &request](const std::string& id) {
@@ -727,6 +707,151 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
     if (exited->oom_killed) message += " (killed: out of memory)";
     co_return failed_precondition(std::move(message));
   }
+  co_return ok_status();
+}
+
+Result<std::unique_ptr<JobLog>> RunExecution::open_job_log(Job& job, Attempt& attempt,
+                                                           const std::string& name) {
+  CaptureListener listener;
+  listener.on_progress = [this, &job](const proto::Progress& progress) {
+    info_.jobs[job.index].progress = progress;
+    const auto now = env_.clock->now();
+    if (progress.done >= progress.total || now - job.last_progress_event >= milliseconds(100)) {
+      job.last_progress_event = now;
+      emit(&job, proto::kEventJobProgress,
+           {{"done", progress.done}, {"total", progress.total}, {"label", progress.label}});
+    }
+  };
+  listener.on_suite = [this, &job](const proto::SuiteResult& suite) {
+    summaries_[job.index].suites.push_back(suite);
+    proto::Json payload = {{"name", suite.name}, {"status", proto::to_string(suite.status)}};
+    if (suite.expect) payload["expect"] = *suite.expect;
+    emit(&job, proto::kEventSuite, std::move(payload));
+  };
+  listener.on_output = [&attempt](const std::string& output, const std::string& value) {
+    attempt.outputs[output] = value;
+    if (!attempt.current_step.empty()) attempt.step_outputs[attempt.current_step][output] = value;
+  };
+  auto capture = observer_.open_capture(job.instance->key, name, std::move(listener));
+  if (!capture) return capture.error().with_context("opening the logs of " + name);
+  JobLog& log = **capture;
+  job.logs = std::make_pair(log.stdout_path(), log.stderr_path());
+  proto::JobSummary& summary = summaries_[job.index];
+  summary.log_paths.stdout_path = log.stdout_path().string();
+  summary.log_paths.stderr_path = log.stderr_path().string();
+  return capture;
+}
+
+asio::awaitable<Status> RunExecution::run_remote_step(Job& job, Attempt& attempt,
+                                                      std::size_t step_index) {
+  const proto::JobSpec& spec = *job.spec;
+  const proto::StepSpec& step = spec.steps[step_index];
+  const std::string path = step_path(spec, step_index, step);
+  const std::string label = step_label(step, step_index);
+  const std::string& key = job.instance->key;
+  const proto::TemplateContext context = step_context(job, attempt);
+  auto field = [&](const std::string& text, std::string_view field_key) {
+    return render_field(text, context, proto::spec_path_key(path, field_key));
+  };
+  RemoteHost* host = env_.remote_for ? env_.remote_for(spec.host) : nullptr;
+  if (host == nullptr) {
+    co_return failed_precondition(
+        proto::spec_path_key(proto::spec_path_key("jobs", spec.name), "host") + ": host " +
+        spec.host + " is not an SSH host of the daemon config");
+  }
+  proto::TemplateValues outputs;
+  if (step.id) outputs = attempt.step_outputs[*step.id];
+
+  if (const auto* exec = std::get_if<proto::ExecStep>(&step.body)) {
+    RemoteCommand command;
+    auto line = field(exec->cmd, "cmd");
+    if (!line) co_return line.error();
+    command.command = *line;
+    for (const auto& [name, value] : exec->env) {
+      auto rendered = field(value, "env");
+      if (!rendered) co_return rendered.error();
+      command.env[name] = *rendered;
+    }
+    std::string log_name = "odd-" + plan_.run_id + "-" + key + "-" + label;
+    std::replace(log_name.begin(), log_name.end(), '#', '-');
+    if (attempt.number > 1) log_name += "-" + std::to_string(attempt.number);
+    auto capture = open_job_log(job, attempt, log_name);
+    if (!capture) co_return capture.error();
+    JobLog& log = **capture;
+    auto exited = co_await host->exec(
+        command, [&log](OutputStream stream, std::string_view bytes) { log.write(stream, bytes); });
+    co_await asio::this_coro::reset_cancellation_state();
+    if (const Status closed = log.close(); !closed.ok()) {
+      spdlog::warn("run {} job {}: {}", plan_.run_id, key, closed.message());
+    }
+    if (!exited) co_return exited.error().with_context("step " + label);
+    summaries_[job.index].exit_code = exited->exit_code;
+    info_.jobs[job.index].exit_code = exited->exit_code;
+    if (step.id) {
+      for (const auto& [name, value] : attempt.step_outputs[*step.id]) outputs[name] = value;
+    }
+    outputs["exit_code"] = std::to_string(exited->exit_code);
+    for (const auto& [name, value] : outputs) attempt.outputs[name] = value;
+    if (step.id) attempt.step_outputs[*step.id] = outputs;
+    if (exited->exit_code != 0) {
+      attempt.test_failure = true;
+      std::string message = "step " + label + ": the command on host " + spec.host +
+                            " exited with code " + std::to_string(exited->exit_code);
+      if (!exited->signal.empty()) message += " (signal " + exited->signal + ")";
+      co_return failed_precondition(std::move(message));
+    }
+    co_return ok_status();
+  }
+
+  if (const auto* upload = std::get_if<proto::UploadStep>(&step.body)) {
+    auto dest = field(upload->dest, "dest");
+    if (!dest) co_return dest.error();
+    if (upload->content) {
+      auto content = field(*upload->content, "content");
+      if (!content) co_return content.error();
+      Status sent = co_await host->upload_content(*content, *dest, upload->mode.value_or(0600));
+      if (!sent.ok()) co_return sent.with_context("step " + label);
+      outputs["files"] = "1";
+      outputs["bytes"] = std::to_string(content->size());
+    } else {
+      auto src = field(upload->src.value_or(""), "src");
+      if (!src) co_return src.error();
+      std::filesystem::path source(*src);
+      if (source.is_relative()) source = std::filesystem::path(plan_.workdir) / source;
+      source = source.lexically_normal();
+      if (Status allowed = env_.check_path(source, "upload source"); !allowed.ok()) {
+        co_return allowed.with_context(proto::spec_path_key(path, "src"));
+      }
+      auto sent = co_await host->upload(source, *dest, upload->mode);
+      if (!sent) co_return sent.error().with_context("step " + label);
+      outputs["files"] = std::to_string(sent->files);
+      outputs["bytes"] = std::to_string(sent->bytes);
+    }
+  } else if (const auto* download = std::get_if<proto::DownloadStep>(&step.body)) {
+    auto src = field(download->src, "src");
+    if (!src) co_return src.error();
+    auto dest = field(download->dest, "dest");
+    if (!dest) co_return dest.error();
+    const std::filesystem::path relative(*dest);
+    bool escapes = relative.is_absolute() || dest->empty();
+    for (const auto& part : relative) escapes = escapes || part == "..";
+    if (escapes) {
+      co_return invalid_argument(proto::spec_path_key(path, "dest") +
+                                 ": expected a relative path inside the run's artifacts, got \"" +
+                                 *dest + "\"");
+    }
+    if (!env_.artifacts_dir) co_return internal_error("no artifacts directory");
+    auto root = env_.artifacts_dir(plan_.run_id);
+    if (!root) co_return root.error();
+    const std::filesystem::path job_root = *root / key;
+    auto got = co_await host->download(*src, job_root, *dest);
+    if (!got) co_return got.error().with_context("step " + label);
+    outputs["files"] = std::to_string(got->files);
+    outputs["bytes"] = std::to_string(got->bytes);
+    outputs["path"] = key + "/" + relative.lexically_normal().generic_string();
+  }
+  for (const auto& [name, value] : outputs) attempt.outputs[name] = value;
+  if (step.id) attempt.step_outputs[*step.id] = std::move(outputs);
   co_return ok_status();
 }
 

@@ -24,6 +24,7 @@
 #include "daemon/container_engine.hpp"
 #include "daemon/log_capture.hpp"
 #include "daemon/notifier.hpp"
+#include "daemon/remote_host.hpp"
 #include "proto/api_types.hpp"
 #include "proto/matrix.hpp"
 #include "proto/spec.hpp"
@@ -40,8 +41,14 @@ std::chrono::milliseconds backoff_delay(std::chrono::milliseconds first, int ret
 // What a run needs from the daemon around it. Owned by the daemon; outlives every run.
 struct SchedulerEnv {
   Clock* clock = nullptr;
-  // The container runtime of a host ("local" only until remote hosts exist).
+  // The container runtime of a host: "local", or a remote host with `docker: true`; nullptr
+  // for any other.
   std::function<ContainerEngine*(const std::string& host)> engine_for;
+  // The SSH side of a remote host (exec, upload, download steps); nullptr for "local" and
+  // unknown hosts.
+  std::function<RemoteHost*(const std::string& host)> remote_for;
+  // Where a run's downloaded files go (runs/<id>/artifacts/).
+  std::function<Result<std::filesystem::path>(const std::string& run_id)> artifacts_dir;
   Semaphore* global_slots = nullptr;  // the daemon's max_concurrency
   // ok, or permission_denied naming the path and what it is ("bind mount source").
   std::function<Status(const std::filesystem::path&, std::string_view what)> check_path;
@@ -133,6 +140,10 @@ class RunExecution {
   asio::awaitable<Status> run_steps(Job& job, Attempt& attempt);
   asio::awaitable<Status> run_build_step(Job& job, Attempt& attempt, std::size_t step_index);
   asio::awaitable<Status> run_container_step(Job& job, Attempt& attempt, std::size_t step_index);
+  asio::awaitable<Status> run_remote_step(Job& job, Attempt& attempt, std::size_t step_index);
+  // Opens the log of one container or exec of `job` and points the job's logs at it; its
+  // progress frames, suites and ::set-output lines go to the job and `attempt`.
+  Result<std::unique_ptr<JobLog>> open_job_log(Job& job, Attempt& attempt, const std::string& name);
   asio::awaitable<void> cleanup_container(Job& job, const std::string& name, bool keep);
 
   void set_run_state(proto::RunState state);
