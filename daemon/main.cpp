@@ -139,6 +139,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
           [&]() -> asio::awaitable<void> {
             co_await manager.shutdown();
             server.stop();
+            remotes.clear();
           },
           asio::detached);
       wait_signal();

@@ -26,7 +26,10 @@ struct Pool::Impl {
   };
 
   Impl(asio::any_io_executor ex, PoolOptions opts)
-      : executor(ex), options(opts), changed(ex, Clock::time_point::max()) {}
+      : executor(ex),
+        options(opts),
+        changed(ex, Clock::time_point::max()),
+        reaper(std::make_shared<asio::steady_timer>(ex)) {}
 
   asio::any_io_executor executor;
   PoolOptions options;
@@ -38,6 +41,8 @@ struct Pool::Impl {
   bool closed = false;
   bool reaper_running = false;
   asio::steady_timer changed;  // cancelled to wake every waiting acquire
+  // The idle reaper's timer, shared with its coroutine so close() can end it at once.
+  std::shared_ptr<asio::steady_timer> reaper;
 
   void notify() { changed.cancel(); }
 
@@ -96,6 +101,7 @@ void Pool::close() {
   for (auto& e : impl_->entries) e.session->close();
   impl_->entries.clear();
   impl_->notify();
+  impl_->reaper->cancel();
 }
 
 PoolState Pool::state() const {
@@ -126,13 +132,13 @@ void Pool::release(const std::shared_ptr<Session>& session) {
 namespace {
 
 // Closes sessions idle for longer than the pool's idle timeout.
-asio::awaitable<void> reap_idle(std::weak_ptr<Pool> weak, Millis idle_timeout,
-                                std::function<void(Pool&)> reap) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+asio::awaitable<void> reap_idle(std::weak_ptr<Pool> weak, std::shared_ptr<asio::steady_timer> timer,
+                                Millis idle_timeout, std::function<void(Pool&)> reap) {
   const Millis period = std::max(Millis(100), idle_timeout / 2);
   for (;;) {
-    timer.expires_after(period);
-    co_await timer.async_wait(kUse);
+    timer->expires_after(period);
+    auto [ec] = co_await timer->async_wait(kUse);
+    if (ec) co_return;
     auto pool = weak.lock();
     if (!pool) co_return;
     reap(*pool);
@@ -147,7 +153,7 @@ asio::awaitable<Result<Lease>> Pool::acquire(Deadline deadline) {
     m.reaper_running = true;
     asio::co_spawn(
         m.executor,
-        reap_idle(weak_from_this(), m.options.idle_timeout,
+        reap_idle(weak_from_this(), m.reaper, m.options.idle_timeout,
                   [](Pool& pool) {
                     Impl& i = *pool.impl_;
                     const auto now = Clock::now();

@@ -109,7 +109,9 @@ std::string describe_host(const SessionOptions& options) {
 
 struct Session::Driver {
   explicit Driver(asio::any_io_executor executor)
-      : socket(executor), kick(executor, std::chrono::steady_clock::time_point::max()) {}
+      : socket(executor),
+        kick(executor, std::chrono::steady_clock::time_point::max()),
+        keepalive(executor) {}
 
   struct Waiter {
     asio::steady_timer* timer;
@@ -117,7 +119,8 @@ struct Session::Driver {
   };
 
   tcp::socket socket;
-  asio::steady_timer kick;  // cancelled to make the driver look at its waiters again
+  asio::steady_timer kick;       // cancelled to make the driver look at its waiters again
+  asio::steady_timer keepalive;  // the keepalive loop's; cancelled by close()
   std::vector<Waiter*> waiters;
   bool running = false;
   bool stopping = false;
@@ -188,6 +191,7 @@ void Session::close() {
   }
   driver_->wake_all();
   driver_->kick.cancel();
+  driver_->keepalive.cancel();
 }
 
 void Session::after_call(std::uint64_t seen) {
@@ -264,8 +268,10 @@ namespace {
 // Sends keepalive requests (want_reply) every `interval`; a peer from which no byte has arrived
 // across `count` answered-keepalive periods is dead: TCP keeps a hung sshd's socket open, so only
 // the missing answers tell. Bytes still unread in the socket count as an answer.
-asio::awaitable<void> keepalive_loop(std::weak_ptr<Session> weak, Millis interval, int count) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+asio::awaitable<void> keepalive_loop(std::weak_ptr<Session> weak,
+                                     std::shared_ptr<Session::Driver> driver, Millis interval,
+                                     int count) {
+  asio::steady_timer& timer = driver->keepalive;
   std::uint64_t seen = 0;
   bool awaiting_answer = false;
   int misses = 0;
@@ -273,6 +279,7 @@ asio::awaitable<void> keepalive_loop(std::weak_ptr<Session> weak, Millis interva
   for (;;) {
     timer.expires_after(interval);
     co_await timer.async_wait(kUse);
+    if (driver->stopping) co_return;
     auto session = weak.lock();
     if (!session || !session->usable()) co_return;
     const bool heard = session->generation() != seen || session->input_pending();
@@ -442,9 +449,10 @@ asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_
 
   libssh2_keepalive_config(
       raw, 1, static_cast<unsigned>(std::max<long>(1, options.keepalive_interval.count() / 1000)));
-  asio::co_spawn(executor,
-                 keepalive_loop(self, options.keepalive_interval, options.keepalive_count),
-                 asio::detached);
+  asio::co_spawn(
+      executor,
+      keepalive_loop(self, self->driver_, options.keepalive_interval, options.keepalive_count),
+      asio::detached);
   co_return self;
 }
 

@@ -46,6 +46,8 @@ std::string describe_host(const SessionOptions& options);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  struct Driver;  // the socket and the state of the one driver; internal
+
   // Connects, checks the host key against options.known_hosts and authenticates, all within
   // options.connect_timeout. Errors name the host: unavailable (refused, unreachable, reset),
   // deadline_exceeded, permission_denied (unknown host key, changed host key — with key type and
@@ -112,7 +114,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void after_call(std::uint64_t seen);
 
  private:
-  struct Driver;
   friend struct DriverLoop;
   Session(asio::any_io_executor executor, SessionOptions options);
   asio::awaitable<Status> authenticate(Deadline deadline);
