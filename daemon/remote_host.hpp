@@ -51,7 +51,8 @@ class RemoteHost {
   // host: unavailable (connect or transport failure: retryable), permission_denied (host key or
   // auth), cancelled.
   virtual asio::awaitable<Result<RemoteExit>> exec(
-      const RemoteCommand& command, std::function<void(OutputStream, std::string_view)> on_output) = 0;
+      const RemoteCommand& command,
+      std::function<void(OutputStream, std::string_view)> on_output) = 0;
 
   // Uploads the local file or tree `source` to `dest` on the host (see sshx::upload).
   virtual asio::awaitable<Result<RemoteTransfer>> upload(const std::filesystem::path& source,
