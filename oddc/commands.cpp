@@ -307,9 +307,10 @@ asio::awaitable<int> hosts_command(Context& c) {
     co_return report(c.io, malformed(c.client, invalid_argument("expected an object of hosts")));
   }
   std::vector<HostView> views;
-  for (const auto& [name, entry] : hosts->items()) {
+  for (auto host = hosts->begin(); host != hosts->end(); ++host) {
+    const proto::Json& entry = host.value();
     HostView view;
-    view.name = name;
+    view.name = host.key();
     if (entry.is_object()) {
       auto string_of = [&entry](std::string_view key) {
         const auto it = entry.find(key);
