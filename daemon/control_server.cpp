@@ -1326,6 +1326,13 @@ asio::awaitable<void> ControlServer::run() {
 
 void ControlServer::stop() { impl_->stop(); }
 
+void ControlServer::set_limits(std::size_t max_connections, std::size_t max_header_bytes,
+                               std::size_t max_body_bytes) {
+  impl_->core.options.max_connections = max_connections;
+  impl_->core.options.max_header_bytes = max_header_bytes;
+  impl_->core.options.max_body_bytes = max_body_bytes;
+}
+
 const std::string& ControlServer::socket_path() const { return impl_->core.options.socket_path; }
 
 std::size_t ControlServer::connections() const { return impl_->connections.size(); }

@@ -71,6 +71,11 @@ class ControlServer {
   // unlinks the socket file if listen() created it. Idempotent.
   void stop();
 
+  // New bounds after a config reload, for requests read from now on (a connection already open
+  // keeps its read buffer, sized for the header limit it started with; none is closed).
+  void set_limits(std::size_t max_connections, std::size_t max_header_bytes,
+                  std::size_t max_body_bytes);
+
   const std::string& socket_path() const;
   // Connections being served or refused right now.
   std::size_t connections() const;

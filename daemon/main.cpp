@@ -1,6 +1,7 @@
 // oddd: the odd daemon. Reads its configuration, opens the state dir, connects to dockerd, serves
 // the control socket and runs what is submitted until SIGTERM or SIGINT, which cancel every run,
-// wait for container cleanup and exit. It never forks into the background.
+// wait for container cleanup and exit; SIGHUP reloads hosts, secrets and limits. It never forks
+// into the background.
 
 #include <spdlog/spdlog.h>
 
@@ -15,8 +16,6 @@
 #include <cstdio>
 #include <exception>
 #include <map>
-#include <memory>
-#include <optional>
 #include <random>
 
 #include "common/clock.hpp"
@@ -24,6 +23,7 @@
 #include "daemon/config.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/docker_engine.hpp"
+#include "daemon/host_registry.hpp"
 #include "daemon/log_hub.hpp"
 #include "daemon/run_manager.hpp"
 #include "daemon/run_store.hpp"
@@ -36,6 +36,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace odd;
 using namespace odd::daemon;
+using SecretValues = std::map<std::string, std::string, std::less<>>;
 
 constexpr const char* kVersion = "0.1.0";
 
@@ -44,7 +45,57 @@ int fail(const std::string& message) {
   return 1;
 }
 
-int serve(const DaemonConfig& config, const std::string& config_path) {
+proto::TemplateValues template_values(const std::map<std::string, std::string, std::less<>>& from) {
+  proto::TemplateValues values;
+  for (const auto& [name, value] : from) values[name] = value;
+  return values;
+}
+
+void log_host_changes(const HostRegistry::Changes& changes) {
+  for (const auto& name : changes.added) spdlog::info("host {}: added", name);
+  for (const auto& name : changes.replaced) {
+    spdlog::info("host {}: config changed; running steps finish on the old connection", name);
+  }
+  for (const auto& name : changes.removed) spdlog::info("host {}: removed", name);
+}
+
+// SIGHUP (DESIGN §10): hosts, secrets and limits are taken from the file again; anything wrong
+// in it keeps the running config whole.
+void reload(const ConfigOverrides& overrides, DaemonConfig& current, HostRegistry& hosts,
+            RunManager& manager, ControlServer& server, SecretValues& secret_values) {
+  auto config = load_effective_config(overrides);
+  if (!config) {
+    spdlog::error("SIGHUP: keeping the running config: {}", config.error().message());
+    return;
+  }
+  auto secrets = load_secret_values(*config);
+  if (!secrets) {
+    spdlog::error("SIGHUP: keeping the running config: {}", secrets.error().message());
+    return;
+  }
+  DaemonConfig kept = *config;
+  kept.hosts = current.hosts;
+  kept.secrets = current.secrets;
+  kept.limits = current.limits;
+  if (!(kept == current)) {
+    spdlog::warn(
+        "SIGHUP: only hosts, secrets and limits are reloaded; restart oddd for the other "
+        "changes");
+  }
+  secret_values = *secrets;
+  log_host_changes(hosts.configure(config->hosts));
+  manager.set_secrets(template_values(*secrets));
+  server.set_limits(config->limits.max_connections, config->limits.max_header_bytes,
+                    config->limits.max_request_bytes);
+  current.hosts = config->hosts;
+  current.secrets = config->secrets;
+  current.limits = config->limits;
+  spdlog::info("SIGHUP: reloaded {} host(s), {} secret(s) and the limits", current.hosts.size(),
+               secrets->size());
+}
+
+int serve(const DaemonConfig& config, const ConfigOverrides& overrides,
+          const std::string& config_path) {
   asio::io_context io(1);
   asio::thread_pool blocking(2);
 
@@ -59,29 +110,30 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
                                config.state_dir / "build-digests");
   DockerEngine local(**docker, builder, DockerEngineOptions{});
 
+  SecretValues secret_values = *secrets;
+  HostRegistry hosts([&io, &blocking, &secret_values, state_dir = config.state_dir](
+                         const std::string& name, const HostConfig& host) {
+    std::optional<std::string> passphrase;
+    if (host.passphrase_secret) {
+      const auto it = secret_values.find(*host.passphrase_secret);
+      if (it != secret_values.end()) passphrase = it->second;
+    }
+    return make_ssh_host(io.get_executor(), blocking.get_executor(), name, host,
+                         std::move(passphrase), state_dir);
+  });
+  log_host_changes(hosts.configure(config.hosts));
+  DaemonConfig current = config;
+
   SystemClock clock;
   LogHub hub;
   SchedulerEnv env;
   env.clock = &clock;
-  std::map<std::string, std::unique_ptr<RemoteHost>, std::less<>> remotes;
-  for (const auto& [name, host] : config.hosts) {
-    std::optional<std::string> passphrase;
-    if (host.passphrase_secret) passphrase = secrets->at(*host.passphrase_secret);
-    remotes.emplace(name, make_ssh_host(io.get_executor(), blocking.get_executor(), name, host,
-                                        std::move(passphrase), config.state_dir));
-  }
-  env.engine_for = [&local, &remotes](const std::string& host) -> ContainerEngine* {
+  env.engine_for = [&local, &hosts](const std::string& host) -> ContainerEngine* {
     if (host == "local") return &local;
-    const auto it = remotes.find(host);
-    return it == remotes.end() ? nullptr : it->second->container_engine();
+    auto remote = hosts.find(host);
+    return remote ? remote->container_engine() : nullptr;
   };
-  env.remote_for = [&remotes](const std::string& host) -> RemoteHost* {
-    const auto it = remotes.find(host);
-    return it == remotes.end() ? nullptr : it->second.get();
-  };
-  env.artifacts_dir = [&store](const std::string& run_id) {
-    return (*store)->artifacts_dir(run_id);
-  };
+  env.remote_for = [&hosts](const std::string& host) { return hosts.find(host); };
   env.check_path = [&config](const std::filesystem::path& path, std::string_view what) {
     return check_allowed_path(config, path, what);
   };
@@ -98,8 +150,8 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
   options.max_concurrency = static_cast<std::size_t>(config.max_concurrency);
   options.retention = config.retention;
   options.shutdown_grace = std::chrono::duration_cast<std::chrono::seconds>(config.shutdown_grace);
-  for (const auto& [name, host] : config.hosts) options.hosts[name] = host.docker;
-  for (const auto& [name, value] : *secrets) options.secrets[name] = value;
+  options.hosts = &hosts;
+  options.secrets = template_values(*secrets);
   RunManager manager(io.get_executor(), **store, hub, env, docker->get(), options);
 
   ControlServerOptions server_options;
@@ -123,7 +175,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
     signals.async_wait([&](const boost::system::error_code& ec, int number) {
       if (ec) return;
       if (number == SIGHUP) {
-        spdlog::warn("SIGHUP: reloading the configuration is not supported yet; restart oddd");
+        reload(overrides, current, hosts, manager, server, secret_values);
         wait_signal();
         return;
       }
@@ -139,7 +191,7 @@ int serve(const DaemonConfig& config, const std::string& config_path) {
           [&]() -> asio::awaitable<void> {
             co_await manager.shutdown();
             server.stop();
-            remotes.clear();
+            hosts.configure({});
           },
           asio::detached);
       wait_signal();
@@ -201,5 +253,5 @@ int main(int argc, char** argv) {
   }
   // A client that goes away mid-response must not kill the daemon.
   std::signal(SIGPIPE, SIG_IGN);
-  return serve(*config, config_path);
+  return serve(*config, overrides, config_path);
 }

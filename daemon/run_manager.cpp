@@ -117,6 +117,20 @@ class RunManager::ActiveRun final : public RunObserver {
     return std::unique_ptr<JobLog>(std::make_unique<CaptureLog>(std::move(*capture)));
   }
 
+  Result<std::filesystem::path> download_dir(const std::string& key) override {
+    auto files = manager_.store_.artifacts_dir(record_.info.id);
+    if (!files) return files.error();
+    // Job keys are sanitised names; this only guards the path against a broken invariant.
+    if (key.empty() || key == "." || key == ".." || key.find('/') != std::string::npos) {
+      return internal_error("job key \"" + key + "\" cannot name a directory");
+    }
+    const std::filesystem::path dir = *files / key;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return internal_error("creating " + dir.string() + ": " + ec.message());
+    return dir;
+  }
+
   void on_container(const std::string& key, const std::string& container_name,
                     const std::string& container_id) override {
     if (Status written =
@@ -223,32 +237,45 @@ Result<RunPlan> RunManager::plan(const proto::SubmitRequest& request, std::strin
 
   for (const proto::JobSpec& job : spec->jobs) {
     const std::string job_path = proto::spec_path_key("jobs", job.name);
-    const bool local = job.host == "local";
-    const auto remote = options_.hosts.find(job.host);
-    if (!local && remote == options_.hosts.end()) {
+    const HostConfig* host = job.host == "local" || options_.hosts == nullptr
+                                 ? nullptr
+                                 : options_.hosts->config(job.host);
+    if (job.host != "local" && host == nullptr) {
       std::string known = "local";
-      for (const auto& [host, docker] : options_.hosts) known += ", " + host;
+      if (options_.hosts != nullptr) {
+        for (const std::string& name : options_.hosts->names()) known += ", " + name;
+      }
       return invalid_argument(proto::spec_path_key(job_path, "host") + ": unknown host \"" +
                               job.host + "\" (the daemon knows: " + known + ")");
     }
     for (std::size_t i = 0; i < job.steps.size(); ++i) {
       const proto::StepKind kind = job.steps[i].kind();
-      const std::string step_at =
+      const std::string step_path =
           proto::spec_path_key(proto::spec_path_index(proto::spec_path_key(job_path, "steps"), i),
                                proto::step_kind_name(kind));
-      if (kind == proto::StepKind::kHttp) {
-        return invalid_argument(step_at + ": not supported yet (http steps are not available)");
-      }
-      const bool container = kind == proto::StepKind::kBuild || kind == proto::StepKind::kRun;
-      if (local && !container) {
-        return invalid_argument(step_at +
-                                ": not supported on host \"local\" (exec, upload and download "
-                                "run on a remote host: set the job's host)");
-      }
-      if (!local && container && !remote->second) {
-        return invalid_argument(step_at + ": host \"" + job.host +
-                                "\" has no docker: true in the daemon config, so build and run "
-                                "steps cannot use it");
+      switch (kind) {
+        case proto::StepKind::kBuild:
+        case proto::StepKind::kRun:
+          if (host != nullptr && !host->docker) {
+            return invalid_argument(proto::spec_path_key(job_path, "host") + ": host \"" +
+                                    job.host +
+                                    "\" has no `docker: true` in the daemon's config, so " +
+                                    step_path + " cannot run there");
+          }
+          break;
+        case proto::StepKind::kExec:
+        case proto::StepKind::kUpload:
+        case proto::StepKind::kDownload:
+          if (host == nullptr) {
+            return invalid_argument(step_path + ": needs a remote host (set jobs." + job.name +
+                                    ".host to one of the daemon's hosts); host \"local\" runs "
+                                    "build and run steps only");
+          }
+          break;
+        default:
+          return invalid_argument(step_path +
+                                  ": not supported yet (http steps are not available "
+                                  "yet)");
       }
     }
   }
@@ -429,18 +456,19 @@ asio::awaitable<Result<proto::Json>> RunManager::health() {
     if (!pinged.ok()) docker["error"] = pinged.message();
   }
   proto::Json hosts = proto::Json::object();
-  for (const auto& [host, docker_enabled] : options_.hosts) {
-    RemoteHost* remote = env_.remote_for ? env_.remote_for(host) : nullptr;
-    if (remote == nullptr) {
-      hosts[host] = {{"state", "unknown"}};
-      continue;
+  if (options_.hosts != nullptr) {
+    for (const std::string& name : options_.hosts->names()) {
+      const HostConfig* config = options_.hosts->config(name);
+      const std::shared_ptr<RemoteHost> host = options_.hosts->find(name);
+      const RemoteHostHealth state = host->health();
+      proto::Json entry = {{"address", config->address + ":" + std::to_string(config->port)},
+                           {"state", state.state},
+                           {"sessions", state.sessions},
+                           {"in_use", state.in_use},
+                           {"error", nullptr}};
+      if (!state.error.empty()) entry["error"] = state.error;
+      hosts[name] = std::move(entry);
     }
-    const RemoteHostHealth h = remote->health();
-    hosts[host] = {{"state", h.state},
-                   {"sessions", h.sessions},
-                   {"in_use", h.in_use},
-                   {"docker", docker_enabled},
-                   {"error", h.error.empty() ? proto::Json(nullptr) : proto::Json(h.error)}};
   }
   co_return proto::Json{{"docker", docker}, {"hosts", hosts}, {"active_runs", active_.size()}};
 }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "daemon/control_service.hpp"
+#include "daemon/host_registry.hpp"
 #include "daemon/log_hub.hpp"
 #include "daemon/notifier.hpp"
 #include "daemon/run_store.hpp"
@@ -30,8 +31,8 @@ struct RunManagerOptions {
   std::size_t max_concurrency = 8;
   RetentionPolicy retention;
   std::chrono::seconds shutdown_grace{30};
-  std::map<std::string, bool> hosts;  // configured remote host names → `docker: true`
-  proto::TemplateValues secrets;      // from the daemon's config, name → value
+  const HostRegistry* hosts = nullptr;  // the remote hosts; null: none. Outlives the manager.
+  proto::TemplateValues secrets;        // from the daemon's config, name → value
 };
 
 class RunManager final : public ControlService {
@@ -48,6 +49,8 @@ class RunManager final : public ControlService {
   // Cancels every run ("daemon stopping") and waits, at most shutdown_grace, for their cleanup.
   asio::awaitable<void> shutdown();
   std::size_t active_runs() const { return active_.size(); }
+  // The daemon's secrets after a config reload; runs already submitted keep theirs.
+  void set_secrets(proto::TemplateValues secrets) { options_.secrets = std::move(secrets); }
 
   asio::awaitable<Result<proto::Json>> version() override;
   asio::awaitable<Result<proto::Json>> health() override;

@@ -65,6 +65,14 @@ Result<std::string> render_field(const std::string& text, const proto::TemplateC
   return std::move(rendered->text);
 }
 
+// A download's dest after templating: relative, and no `..` to climb out of the artifacts.
+bool inside_artifacts(const std::string& dest) {
+  if (dest.empty() || dest.find('\0') != std::string::npos) return false;
+  const std::filesystem::path path(dest);
+  if (path.is_absolute()) return false;
+  return std::none_of(path.begin(), path.end(), [](const auto& part) { return part == ".."; });
+}
+
 std::string step_label(const proto::StepSpec& step, std::size_t index) {
   if (step.id) return *step.id;
   std::string label(proto::step_kind_name(step.kind()));
@@ -479,9 +487,11 @@ asio::awaitable<Status> RunExecution::run_steps(Job& job, Attempt& attempt) {
         case proto::StepKind::kRun:
           co_return co_await run_container_step(job, attempt, i);
         case proto::StepKind::kExec:
+          co_return co_await run_exec_step(job, attempt, i);
         case proto::StepKind::kUpload:
+          co_return co_await run_upload_step(job, attempt, i);
         case proto::StepKind::kDownload:
-          co_return co_await run_remote_step(job, attempt, i);
+          co_return co_await run_download_step(job, attempt, i);
         default:
           co_return failed_precondition(step_path(spec, i, step) + ": not supported yet");
       }
@@ -562,8 +572,9 @@ asio::awaitable<Status> RunExecution::run_build_step(Job& job, Attempt& attempt,
   request.no_cache = build.no_cache;
   request.pull = build.pull;
 
-  ContainerEngine* engine = env_.engine_for(spec.host);
-  if (engine == nullptr) co_return failed_precondition("host " + spec.host + " is not configured");
+  auto engine_or = engine_of(job);
+  if (!engine_or) co_return engine_or.error();
+  ContainerEngine* engine = *engine_or;
   auto on_progress = [this, &job](const BuildProgress& progress) {
     proto::JobStatus& status = info_.jobs[job.index];
     status.progress = {progress.done, progress.total, progress.label};
@@ -654,8 +665,9 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
                     {"odd.attempt", std::to_string(attempt.number)},
                     {"odd.daemon", env_.instance_id}};
 
-  ContainerEngine* engine = env_.engine_for(spec.host);
-  if (engine == nullptr) co_return failed_precondition("host " + spec.host + " is not configured");
+  auto engine_or = engine_of(job);
+  if (!engine_or) co_return engine_or.error();
+  ContainerEngine* engine = *engine_or;
 
   proto::JobSummary& summary = summaries_[job.index];
   summary.image = request.image;
@@ -728,13 +740,13 @@ Result<std::unique_ptr<JobLog>> RunExecution::open_job_log(Job& job, Attempt& at
     if (suite.expect) payload["expect"] = *suite.expect;
     emit(&job, proto::kEventSuite, std::move(payload));
   };
-  listener.on_output = [&attempt](const std::string& output, const std::string& value) {
-    attempt.outputs[output] = value;
-    if (!attempt.current_step.empty()) attempt.step_outputs[attempt.current_step][output] = value;
+  listener.on_output = [&attempt](const std::string& key, const std::string& value) {
+    attempt.outputs[key] = value;
+    if (!attempt.current_step.empty()) attempt.step_outputs[attempt.current_step][key] = value;
   };
   auto capture = observer_.open_capture(job.instance->key, name, std::move(listener));
   if (!capture) return capture.error().with_context("opening the logs of " + name);
-  JobLog& log = **capture;
+  const JobLog& log = **capture;
   job.logs = std::make_pair(log.stdout_path(), log.stderr_path());
   proto::JobSummary& summary = summaries_[job.index];
   summary.log_paths.stdout_path = log.stdout_path().string();
@@ -742,115 +754,169 @@ Result<std::unique_ptr<JobLog>> RunExecution::open_job_log(Job& job, Attempt& at
   return capture;
 }
 
-asio::awaitable<Status> RunExecution::run_remote_step(Job& job, Attempt& attempt,
-                                                      std::size_t step_index) {
+Result<std::shared_ptr<RemoteHost>> RunExecution::remote_of(const Job& job,
+                                                            const std::string& path) const {
+  const std::string& host = job.spec->host;
+  std::shared_ptr<RemoteHost> remote = env_.remote_for ? env_.remote_for(host) : nullptr;
+  if (remote == nullptr) {
+    return failed_precondition(path + ": host \"" + host +
+                               "\" is not among the daemon's configured remote hosts (was it "
+                               "removed from the config by a reload?)");
+  }
+  return remote;
+}
+
+Result<ContainerEngine*> RunExecution::engine_of(const Job& job) const {
+  const std::string& host = job.spec->host;
+  ContainerEngine* engine = env_.engine_for ? env_.engine_for(host) : nullptr;
+  if (engine != nullptr) return engine;
+  if (host == "local") return failed_precondition("host local: no container engine");
+  return failed_precondition("host " + host + ": remote docker not available");
+}
+
+asio::awaitable<Status> RunExecution::run_exec_step(Job& job, Attempt& attempt,
+                                                    std::size_t step_index) {
   const proto::JobSpec& spec = *job.spec;
   const proto::StepSpec& step = spec.steps[step_index];
+  const auto& exec = std::get<proto::ExecStep>(step.body);
   const std::string path = step_path(spec, step_index, step);
   const std::string label = step_label(step, step_index);
-  const std::string& key = job.instance->key;
+
   const proto::TemplateContext context = step_context(job, attempt);
   auto field = [&](const std::string& text, std::string_view field_key) {
     return render_field(text, context, proto::spec_path_key(path, field_key));
   };
-  RemoteHost* host = env_.remote_for ? env_.remote_for(spec.host) : nullptr;
-  if (host == nullptr) {
-    co_return failed_precondition(
-        proto::spec_path_key(proto::spec_path_key("jobs", spec.name), "host") + ": host " +
-        spec.host + " is not an SSH host of the daemon config");
+  RemoteCommand command;
+  auto line = field(exec.cmd, "cmd");
+  if (!line) co_return line.error();
+  command.command = std::move(*line);
+  for (const auto& [name, value] : exec.env) {
+    auto rendered = field(value, "env");
+    if (!rendered) co_return rendered.error();
+    command.env[name] = std::move(*rendered);
   }
+  auto remote = remote_of(job, path);
+  if (!remote) co_return remote.error();
+
+  // Named like a container of the job, with the step: one log pair per exec step and attempt.
+  std::string name = "odd-" + plan_.run_id + "-" + job.instance->key + "-" +
+                     step.id.value_or("step" + std::to_string(step_index + 1));
+  if (attempt.number > 1) name += "-" + std::to_string(attempt.number);
+  auto capture = open_job_log(job, attempt, name);
+  if (!capture) co_return capture.error();
+  JobLog& log = **capture;
+
+  std::function<void(OutputStream, std::string_view)> on_output =
+      [&log](OutputStream stream, std::string_view bytes) { log.write(stream, bytes); };
+  auto exited = co_await (*remote)->exec(command, std::move(on_output));
+  co_await asio::this_coro::reset_cancellation_state();
+  if (const Status closed = log.close(); !closed.ok()) {
+    spdlog::warn("run {} job {}: {}", plan_.run_id, job.instance->key, closed.message());
+  }
+  if (!exited) co_return exited.error().with_context("step " + label);
+
+  proto::JobSummary& summary = summaries_[job.index];
+  summary.exit_code = exited->exit_code;
+  info_.jobs[job.index].exit_code = exited->exit_code;
   proto::TemplateValues outputs;
   if (step.id) outputs = attempt.step_outputs[*step.id];
+  outputs["exit_code"] = std::to_string(exited->exit_code);
+  for (const auto& [key, value] : outputs) attempt.outputs[key] = value;
+  if (step.id) attempt.step_outputs[*step.id] = std::move(outputs);
 
-  if (const auto* exec = std::get_if<proto::ExecStep>(&step.body)) {
-    RemoteCommand command;
-    auto line = field(exec->cmd, "cmd");
-    if (!line) co_return line.error();
-    command.command = *line;
-    for (const auto& [name, value] : exec->env) {
-      auto rendered = field(value, "env");
-      if (!rendered) co_return rendered.error();
-      command.env[name] = *rendered;
-    }
-    std::string log_name = "odd-" + plan_.run_id + "-" + key + "-" + label;
-    std::replace(log_name.begin(), log_name.end(), '#', '-');
-    if (attempt.number > 1) log_name += "-" + std::to_string(attempt.number);
-    auto capture = open_job_log(job, attempt, log_name);
-    if (!capture) co_return capture.error();
-    JobLog& log = **capture;
-    auto exited = co_await host->exec(
-        command, [&log](OutputStream stream, std::string_view bytes) { log.write(stream, bytes); });
-    co_await asio::this_coro::reset_cancellation_state();
-    if (const Status closed = log.close(); !closed.ok()) {
-      spdlog::warn("run {} job {}: {}", plan_.run_id, key, closed.message());
-    }
-    if (!exited) co_return exited.error().with_context("step " + label);
-    summaries_[job.index].exit_code = exited->exit_code;
-    info_.jobs[job.index].exit_code = exited->exit_code;
-    if (step.id) {
-      for (const auto& [name, value] : attempt.step_outputs[*step.id]) outputs[name] = value;
-    }
-    outputs["exit_code"] = std::to_string(exited->exit_code);
-    for (const auto& [name, value] : outputs) attempt.outputs[name] = value;
-    if (step.id) attempt.step_outputs[*step.id] = outputs;
-    if (exited->exit_code != 0) {
-      attempt.test_failure = true;
-      std::string message = "step " + label + ": the command on host " + spec.host +
-                            " exited with code " + std::to_string(exited->exit_code);
-      if (!exited->signal.empty()) message += " (signal " + exited->signal + ")";
-      co_return failed_precondition(std::move(message));
-    }
-    co_return ok_status();
+  if (!exited->signal.empty()) {
+    attempt.test_failure = true;
+    co_return failed_precondition("step " + label + ": the command on host " + spec.host +
+                                  " was killed by signal " + exited->signal);
   }
+  if (exited->exit_code != 0) {
+    attempt.test_failure = true;
+    co_return failed_precondition("step " + label + ": the command on host " + spec.host +
+                                  " exited with code " + std::to_string(exited->exit_code));
+  }
+  co_return ok_status();
+}
 
-  if (const auto* upload = std::get_if<proto::UploadStep>(&step.body)) {
-    auto dest = field(upload->dest, "dest");
-    if (!dest) co_return dest.error();
-    if (upload->content) {
-      auto content = field(*upload->content, "content");
-      if (!content) co_return content.error();
-      Status sent = co_await host->upload_content(*content, *dest, upload->mode.value_or(0600));
-      if (!sent.ok()) co_return sent.with_context("step " + label);
-      outputs["files"] = "1";
-      outputs["bytes"] = std::to_string(content->size());
-    } else {
-      auto src = field(upload->src.value_or(""), "src");
-      if (!src) co_return src.error();
-      std::filesystem::path source(*src);
-      if (source.is_relative()) source = std::filesystem::path(plan_.workdir) / source;
-      source = source.lexically_normal();
-      if (Status allowed = env_.check_path(source, "upload source"); !allowed.ok()) {
-        co_return allowed.with_context(proto::spec_path_key(path, "src"));
-      }
-      auto sent = co_await host->upload(source, *dest, upload->mode);
-      if (!sent) co_return sent.error().with_context("step " + label);
-      outputs["files"] = std::to_string(sent->files);
-      outputs["bytes"] = std::to_string(sent->bytes);
-    }
-  } else if (const auto* download = std::get_if<proto::DownloadStep>(&step.body)) {
-    auto src = field(download->src, "src");
+asio::awaitable<Status> RunExecution::run_upload_step(Job& job, Attempt& attempt,
+                                                      std::size_t step_index) {
+  const proto::JobSpec& spec = *job.spec;
+  const proto::StepSpec& step = spec.steps[step_index];
+  const auto& upload = std::get<proto::UploadStep>(step.body);
+  const std::string path = step_path(spec, step_index, step);
+  const std::string label = step_label(step, step_index);
+
+  const proto::TemplateContext context = step_context(job, attempt);
+  auto field = [&](const std::string& text, std::string_view field_key) {
+    return render_field(text, context, proto::spec_path_key(path, field_key));
+  };
+  auto dest = field(upload.dest, "dest");
+  if (!dest) co_return dest.error();
+  proto::TemplateValues outputs;
+  if (upload.content) {
+    auto content = field(*upload.content, "content");
+    if (!content) co_return content.error();
+    auto remote = remote_of(job, path);
+    if (!remote) co_return remote.error();
+    const unsigned mode = upload.mode.value_or(0600);
+    const Status sent = co_await (*remote)->upload_content(*content, *dest, mode);
+    if (!sent.ok()) co_return sent.with_context("step " + label);
+    outputs["files"] = "1";
+    outputs["bytes"] = std::to_string(content->size());
+  } else {
+    auto src = field(upload.src.value_or(""), "src");
     if (!src) co_return src.error();
-    auto dest = field(download->dest, "dest");
-    if (!dest) co_return dest.error();
-    const std::filesystem::path relative(*dest);
-    bool escapes = relative.is_absolute() || dest->empty();
-    for (const auto& part : relative) escapes = escapes || part == "..";
-    if (escapes) {
-      co_return invalid_argument(proto::spec_path_key(path, "dest") +
-                                 ": expected a relative path inside the run's artifacts, got \"" +
-                                 *dest + "\"");
+    std::filesystem::path source(*src);
+    if (source.is_relative()) source = std::filesystem::path(plan_.workdir) / source;
+    source = source.lexically_normal();
+    if (Status allowed = env_.check_path(source, "upload source"); !allowed.ok()) {
+      co_return allowed.with_context(proto::spec_path_key(path, "src"));
     }
-    if (!env_.artifacts_dir) co_return internal_error("no artifacts directory");
-    auto root = env_.artifacts_dir(plan_.run_id);
-    if (!root) co_return root.error();
-    const std::filesystem::path job_root = *root / key;
-    auto got = co_await host->download(*src, job_root, *dest);
-    if (!got) co_return got.error().with_context("step " + label);
-    outputs["files"] = std::to_string(got->files);
-    outputs["bytes"] = std::to_string(got->bytes);
-    outputs["path"] = key + "/" + relative.lexically_normal().generic_string();
+    auto remote = remote_of(job, path);
+    if (!remote) co_return remote.error();
+    auto sent = co_await (*remote)->upload(source, *dest, upload.mode);
+    if (!sent) co_return sent.error().with_context("step " + label);
+    outputs["files"] = std::to_string(sent->files);
+    outputs["bytes"] = std::to_string(sent->bytes);
   }
-  for (const auto& [name, value] : outputs) attempt.outputs[name] = value;
+  for (const auto& [key, value] : outputs) attempt.outputs[key] = value;
+  if (step.id) attempt.step_outputs[*step.id] = std::move(outputs);
+  co_return ok_status();
+}
+
+asio::awaitable<Status> RunExecution::run_download_step(Job& job, Attempt& attempt,
+                                                        std::size_t step_index) {
+  const proto::JobSpec& spec = *job.spec;
+  const proto::StepSpec& step = spec.steps[step_index];
+  const auto& download = std::get<proto::DownloadStep>(step.body);
+  const std::string path = step_path(spec, step_index, step);
+  const std::string label = step_label(step, step_index);
+
+  const proto::TemplateContext context = step_context(job, attempt);
+  auto field = [&](const std::string& text, std::string_view field_key) {
+    return render_field(text, context, proto::spec_path_key(path, field_key));
+  };
+  auto src = field(download.src, "src");
+  if (!src) co_return src.error();
+  auto dest = field(download.dest, "dest");
+  if (!dest) co_return dest.error();
+  if (!inside_artifacts(*dest)) {
+    co_return invalid_argument(proto::spec_path_key(path, "dest") +
+                               ": expected a relative path inside the run's artifacts, got \"" +
+                               *dest + "\"");
+  }
+  auto remote = remote_of(job, path);
+  if (!remote) co_return remote.error();
+  auto dir = observer_.download_dir(job.instance->key);
+  if (!dir) co_return dir.error().with_context("step " + label);
+  auto got = co_await (*remote)->download(*src, *dir, *dest);
+  if (!got) co_return got.error().with_context("step " + label);
+
+  proto::TemplateValues outputs;
+  outputs["files"] = std::to_string(got->files);
+  outputs["bytes"] = std::to_string(got->bytes);
+  outputs["path"] =
+      job.instance->key + "/" + std::filesystem::path(*dest).lexically_normal().generic_string();
+  for (const auto& [key, value] : outputs) attempt.outputs[key] = value;
   if (step.id) attempt.step_outputs[*step.id] = std::move(outputs);
   co_return ok_status();
 }

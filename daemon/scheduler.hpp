@@ -4,7 +4,8 @@
 // order, a deadline per attempt, retries of retryable failures with exponential backoff and jitter
 // capped at 60 s, fail-fast, cancellation — with container cleanup that no cancellation skips.
 // It owns the run's live model (RunInfo and per-job summaries) and reports every change to a
-// RunObserver. Runs on the daemon's I/O strand; never sees HTTP (ContainerEngine is its seam).
+// RunObserver. Runs on the daemon's I/O strand; never sees HTTP or SSH (ContainerEngine and
+// RemoteHost are its seams).
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
@@ -42,13 +43,12 @@ std::chrono::milliseconds backoff_delay(std::chrono::milliseconds first, int ret
 struct SchedulerEnv {
   Clock* clock = nullptr;
   // The container runtime of a host: "local", or a remote host with `docker: true`; nullptr
-  // for any other.
+  // when there is none.
   std::function<ContainerEngine*(const std::string& host)> engine_for;
-  // The SSH side of a remote host (exec, upload, download steps); nullptr for "local" and
-  // unknown hosts.
-  std::function<RemoteHost*(const std::string& host)> remote_for;
-  // Where a run's downloaded files go (runs/<id>/artifacts/).
-  std::function<Result<std::filesystem::path>(const std::string& run_id)> artifacts_dir;
+  // The remote host of that name from the daemon's config, or nullptr ("local", unknown, or
+  // removed by a reload). A step holds the pointer while it runs, so a reload that replaces the
+  // host does not pull it from under the step.
+  std::function<std::shared_ptr<RemoteHost>(const std::string& host)> remote_for;
   Semaphore* global_slots = nullptr;  // the daemon's max_concurrency
   // ok, or permission_denied naming the path and what it is ("bind mount source").
   std::function<Status(const std::filesystem::path&, std::string_view what)> check_path;
@@ -90,10 +90,14 @@ class RunObserver {
   // or an intent (a container about to be created) and must be on disk before this returns.
   virtual void on_event(const std::optional<std::string>& job, std::string_view type,
                         proto::Json payload, bool durable) = 0;
-  // Opens the log capture of one container attempt of job `key`.
+  // Opens the log capture of one container attempt (or exec step) of job `key`; `name` names its
+  // files.
   virtual Result<std::unique_ptr<JobLog>> open_capture(const std::string& key,
                                                        const std::string& container_name,
                                                        CaptureListener listener) = 0;
+  // The directory downloads of job `key` land in (runs/<id>/artifacts/<key>/), created on
+  // demand; errors name the path.
+  virtual Result<std::filesystem::path> download_dir(const std::string& key) = 0;
   // The container of job `key` exists: write its cidfile.
   virtual void on_container(const std::string& key, const std::string& container_name,
                             const std::string& container_id) = 0;
@@ -140,10 +144,16 @@ class RunExecution {
   asio::awaitable<Status> run_steps(Job& job, Attempt& attempt);
   asio::awaitable<Status> run_build_step(Job& job, Attempt& attempt, std::size_t step_index);
   asio::awaitable<Status> run_container_step(Job& job, Attempt& attempt, std::size_t step_index);
-  asio::awaitable<Status> run_remote_step(Job& job, Attempt& attempt, std::size_t step_index);
-  // Opens the log of one container or exec of `job` and points the job's logs at it; its
-  // progress frames, suites and ::set-output lines go to the job and `attempt`.
+  asio::awaitable<Status> run_exec_step(Job& job, Attempt& attempt, std::size_t step_index);
+  asio::awaitable<Status> run_upload_step(Job& job, Attempt& attempt, std::size_t step_index);
+  asio::awaitable<Status> run_download_step(Job& job, Attempt& attempt, std::size_t step_index);
+  // The log of one container attempt or exec step, its lines feeding progress, suites and
+  // outputs of `job` and `attempt`; the job's newest logs from now on.
   Result<std::unique_ptr<JobLog>> open_job_log(Job& job, Attempt& attempt, const std::string& name);
+  // The job's remote host, or failed_precondition naming `path` and the host.
+  Result<std::shared_ptr<RemoteHost>> remote_of(const Job& job, const std::string& path) const;
+  // The job's container engine, or failed_precondition naming the host.
+  Result<ContainerEngine*> engine_of(const Job& job) const;
   asio::awaitable<void> cleanup_container(Job& job, const std::string& name, bool keep);
 
   void set_run_state(proto::RunState state);

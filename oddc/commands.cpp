@@ -114,6 +114,10 @@ void define_artifacts(CLI::App& app, Options& o) {
 
 void define_none(CLI::App&, Options&) {}
 
+void define_hosts(CLI::App& app, Options& o) {
+  app.add_flag("--json", o.json, "print the daemon's health JSON as it sent it");
+}
+
 // ---- Handlers -------------------------------------------------------------------------------
 
 asio::awaitable<int> ls_command(Context& c) {
@@ -289,6 +293,45 @@ asio::awaitable<int> version_command(Context& c) {
   co_return kExitOk;
 }
 
+asio::awaitable<int> hosts_command(Context& c) {
+  auto body = co_await c.client.call("GET", "/v1/health");
+  if (!body) co_return report(c.io, body.error());
+  if (c.options.json) {
+    print_body(c.io, *body);
+    co_return kExitOk;
+  }
+  auto json = parse_body(c.client, *body);
+  if (!json) co_return report(c.io, json.error());
+  const auto hosts = json->is_object() ? json->find("hosts") : json->end();
+  if (hosts == json->end() || !hosts->is_object()) {
+    co_return report(c.io, malformed(c.client, invalid_argument("expected an object of hosts")));
+  }
+  std::vector<HostView> views;
+  for (auto host = hosts->begin(); host != hosts->end(); ++host) {
+    const proto::Json& entry = host.value();
+    HostView view;
+    view.name = host.key();
+    if (entry.is_object()) {
+      auto string_of = [&entry](std::string_view key) {
+        const auto it = entry.find(key);
+        return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      auto number_of = [&entry](std::string_view key) {
+        const auto it = entry.find(key);
+        return it != entry.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+      };
+      view.address = string_of("address");
+      view.state = string_of("state");
+      view.error = string_of("error");
+      view.sessions = number_of("sessions");
+      view.in_use = number_of("in_use");
+    }
+    views.push_back(std::move(view));
+  }
+  c.io.out << render_hosts(views);
+  co_return kExitOk;
+}
+
 asio::awaitable<int> ping_command(Context& c) {
   auto body = co_await c.client.call("GET", "/v1/version");
   if (!body) co_return report(c.io, body.error());
@@ -395,6 +438,9 @@ const std::vector<Command>& commands() {
        &summary_command},
       {"artifacts", "RUN -o DIR", "Extract a run's logs, summaries and files into DIR.",
        &define_artifacts, &artifacts_command},
+      {"hosts", "[--json]",
+       "Show the daemon's remote hosts: address, state, SSH sessions and the last error.",
+       &define_hosts, &hosts_command},
       {"version", "", "Print the versions of oddc, oddd and dockerd.", &define_none,
        &version_command},
       {"ping", "", "Check that the daemon answers: prints ok.", &define_none, &ping_command},

@@ -525,4 +525,15 @@ std::string render_run(const proto::RunInfo& run) {
   return out;
 }
 
+std::string render_hosts(const std::vector<HostView>& hosts) {
+  if (hosts.empty()) return "no remote hosts are configured\n";
+  Rows rows{{"HOST", "ADDRESS", "STATE", "SESSIONS", "IN USE", "ERROR"}};
+  for (const auto& host : hosts) {
+    rows.push_back({printable(host.name), host.address.empty() ? "-" : printable(host.address),
+                    host.state.empty() ? "?" : printable(host.state), std::to_string(host.sessions),
+                    std::to_string(host.in_use), host.error.empty() ? "-" : printable(host.error)});
+  }
+  return table(rows);
+}
+
 }  // namespace odd::oddc

@@ -132,4 +132,17 @@ std::string render_run_list(const std::vector<proto::RunInfo>& runs);
 // `oddc status`: the run's fields, then a table of its jobs.
 std::string render_run(const proto::RunInfo& run);
 
+// One remote host as GET /v1/health reports it; "" / 0 for what the daemon left out.
+struct HostView {
+  std::string name;
+  std::string address;  // "10.0.0.85:22"
+  std::string state;    // "idle", "connected", "failing"
+  std::int64_t sessions = 0;
+  std::int64_t in_use = 0;
+  std::string error;
+};
+// `oddc hosts`: a table of the daemon's remote hosts in the order given, or a line saying it
+// has none.
+std::string render_hosts(const std::vector<HostView>& hosts);
+
 }  // namespace odd::oddc

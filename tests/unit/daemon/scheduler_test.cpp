@@ -98,6 +98,80 @@ class FakeEngine final : public ContainerEngine {
   ManualClock& clock_;
 };
 
+// What one exec call does in the fake remote.
+struct RemoteBehavior {
+  milliseconds runtime{1000};
+  int exit_code = 0;
+  Status error;  // returned instead of an exit (after runtime)
+  std::string output;
+};
+
+class FakeRemote final : public RemoteHost {
+ public:
+  explicit FakeRemote(ManualClock& clock) : clock_(clock) {}
+
+  asio::awaitable<Result<RemoteExit>> exec(
+      const RemoteCommand& command,
+      std::function<void(OutputStream, std::string_view)> on_output) override {
+    commands.push_back(command);
+    RemoteBehavior behavior;
+    if (!script.empty()) behavior = script[std::min(commands.size(), script.size()) - 1];
+    if (!behavior.output.empty()) on_output(OutputStream::kStdout, behavior.output);
+    const Status slept = co_await clock_.sleep_for(behavior.runtime);
+    if (!slept.ok()) {
+      ++cancelled_execs;
+      co_return cancelled("exec on tester1 cancelled");
+    }
+    if (!behavior.error.ok()) co_return behavior.error;
+    co_return RemoteExit{behavior.exit_code, ""};
+  }
+
+  asio::awaitable<Result<RemoteTransfer>> upload(const std::filesystem::path& source,
+                                                 const std::string& dest,
+                                                 std::optional<unsigned> mode) override {
+    uploads.push_back({source.string(), dest, mode});
+    co_return RemoteTransfer{3, 300};
+  }
+
+  asio::awaitable<Status> upload_content(std::string_view content, const std::string& dest,
+                                         unsigned mode) override {
+    contents.push_back({std::string(content), dest, mode});
+    if (dest.find("denied") != std::string::npos) {
+      co_return permission_denied("tester1: cannot write " + dest);
+    }
+    co_return ok_status();
+  }
+
+  asio::awaitable<Result<RemoteTransfer>> download(const std::string& source,
+                                                   const std::filesystem::path& local_root,
+                                                   const std::string& dest) override {
+    downloads.push_back({source, local_root.string(), dest});
+    co_return RemoteTransfer{2, 20};
+  }
+
+  RemoteHostHealth health() const override { return {"connected", 1, 0, ""}; }
+
+  struct Upload {
+    std::string source;  // a local path, or the content
+    std::string dest;
+    std::optional<unsigned> mode;
+  };
+  struct Download {
+    std::string source;
+    std::string root;
+    std::string dest;
+  };
+  std::vector<RemoteBehavior> script;  // per exec call; the last one repeats
+  std::vector<RemoteCommand> commands;
+  std::vector<Upload> uploads;
+  std::vector<Upload> contents;
+  std::vector<Download> downloads;
+  int cancelled_execs = 0;
+
+ private:
+  ManualClock& clock_;
+};
+
 class FakeLog final : public JobLog {
  public:
   FakeLog(std::string name, CaptureListener listener)
@@ -148,6 +222,9 @@ class FakeObserver final : public RunObserver {
     cids[key + "/" + name] = id;
   }
   void on_job_final(const proto::JobSummary& summary) override { finals.push_back(summary); }
+  Result<std::filesystem::path> download_dir(const std::string& key) override {
+    return std::filesystem::path("/artifacts") / key;
+  }
 
   std::vector<RecordedEvent> of_type(std::string_view type) const {
     std::vector<RecordedEvent> out;
@@ -167,6 +244,7 @@ struct Harness {
   asio::io_context io;
   ManualClock clock;
   FakeEngine engine{clock};
+  std::shared_ptr<FakeRemote> remote = std::make_shared<FakeRemote>(clock);
   FakeObserver observer;
   Semaphore global{8};
   SchedulerEnv env;
@@ -177,6 +255,9 @@ struct Harness {
     env.clock = &clock;
     env.engine_for = [this](const std::string& host) -> ContainerEngine* {
       return host == "local" ? &engine : nullptr;
+    };
+    env.remote_for = [this](const std::string& host) -> std::shared_ptr<RemoteHost> {
+      return host == "tester1" ? remote : nullptr;
     };
     env.global_slots = &global;
     env.check_path = [this](const std::filesystem::path& path, std::string_view) {
@@ -693,6 +774,251 @@ jobs:
                                           "container.create", "step.end", "job.state",
                                           "run.state"});
   CHECK(h.observer.events.back().payload["state"] == "succeeded");
+}
+
+// ---- Remote hosts: exec, upload, download ----------------------------------------------------
+
+TEST_CASE(
+    "an exec step runs its templated command on the job's host, its output logged and its "
+    "set-output lines and exit code becoming outputs") {
+  Harness h;
+  h.remote->script = {{milliseconds(2000), 0, {}, "booting\n::set-output name=version::2.0\n"}};
+  auto run = h.make(R"(
+version: 1
+name: exec
+vars: { dir: odd }
+jobs:
+  flux:
+    host: tester1
+    steps:
+      - id: up
+        exec: { cmd: "cd ${{ vars.dir }} && ./up.sh", env: { RUN: "${{ run.id }}" } }
+  after:
+    needs: [flux]
+    steps:
+      - run: { image: busybox, cmd: "echo ${{ needs.flux.outputs.version }}" }
+)");
+  h.drive(*run);
+  CHECK(run->info().state == proto::RunState::kSucceeded);
+  REQUIRE(h.remote->commands.size() == 1);
+  CHECK(h.remote->commands[0].command == "cd odd && ./up.sh");
+  CHECK(h.remote->commands[0].env ==
+        std::map<std::string, std::string>{{"RUN", "20261122-142030Z-3f2a"}});
+  const auto& flux = job_of(*run, "flux");
+  CHECK(flux.outputs.at("version") == "2.0");
+  CHECK(flux.outputs.at("exit_code") == "0");
+  REQUIRE(flux.exit_code.has_value());
+  CHECK(*flux.exit_code == 0);
+  CHECK(run->job_summaries()[0].log_paths.stdout_path.value_or("") ==
+        "/logs/odd-20261122-142030Z-3f2a-flux-up-stdout");
+  REQUIRE(h.engine.requests.size() == 1);
+  CHECK(h.engine.requests[0].cmd == std::vector<std::string>{"/bin/sh", "-c", "echo 2.0"});
+}
+
+TEST_CASE("an exec step's non-zero exit fails the job like a container's, without a retry") {
+  Harness h;
+  h.remote->script = {{milliseconds(10), 3, {}, ""}};
+  auto run = h.make(R"(
+version: 1
+name: exec
+jobs:
+  flux:
+    host: tester1
+    retries: 2
+    steps:
+      - exec: { cmd: "pytest" }
+      - exec: { cmd: "never" }
+)");
+  h.drive(*run);
+  const auto& flux = job_of(*run, "flux");
+  CHECK(flux.state == proto::JobState::kFailed);
+  CHECK(flux.attempt == 1);
+  REQUIRE(flux.exit_code.has_value());
+  CHECK(*flux.exit_code == 3);
+  CHECK(h.remote->commands.size() == 1);
+  CHECK(run->job_summaries()[0].error.value_or("") ==
+        "step exec#1: the command on host tester1 exited with code 3");
+  CHECK(run->info().state == proto::RunState::kFailed);
+}
+
+TEST_CASE("an exec step past its timeout is cancelled on the host and times the job out") {
+  Harness h;
+  h.remote->script = {{milliseconds(600000), 0, {}, ""}};
+  auto run = h.make(R"(
+version: 1
+name: exec
+jobs:
+  flux:
+    host: tester1
+    steps:
+      - exec: { cmd: "sleep 600", timeout: 30s }
+)");
+  h.drive(*run);
+  CHECK(job_of(*run, "flux").state == proto::JobState::kTimedOut);
+  CHECK(h.remote->cancelled_execs == 1);
+  CHECK(h.elapsed() == milliseconds(30000));
+  CHECK(run->job_summaries()[0].error.value_or("").find("timeout of 30s") != std::string::npos);
+}
+
+TEST_CASE("an exec step whose host is unreachable is retried after the backoff, then succeeds") {
+  Harness h;
+  h.random = 1.0;
+  h.remote->script = {{milliseconds(100), 0,
+                       unavailable("tester1 (10.0.0.85:22): connect: "
+                                   "connection refused"),
+                       ""},
+                      {milliseconds(100), 0, {}, ""}};
+  auto run = h.make(R"(
+version: 1
+name: exec
+jobs:
+  flux:
+    host: tester1
+    retries: 2
+    backoff: 5s
+    steps:
+      - exec: { cmd: "true" }
+)");
+  h.drive(*run);
+  const auto& flux = job_of(*run, "flux");
+  CHECK(flux.state == proto::JobState::kSucceeded);
+  CHECK(flux.attempt == 2);
+  CHECK(h.remote->commands.size() == 2);
+  const auto retries = h.observer.of_type("attempt.retry");
+  REQUIRE(retries.size() == 1);
+  CHECK(retries[0].payload["delay_ms"] == 5000);
+  CHECK(retries[0].payload["error"].get<std::string>().find("connection refused") !=
+        std::string::npos);
+  CHECK(h.elapsed() == milliseconds(5200));
+}
+
+TEST_CASE(
+    "an upload writes rendered content with mode 0600 by default, sends a workdir tree "
+    "keeping its modes, and never shows the secret in events or errors") {
+  Harness h;
+  auto run = h.make(R"(
+version: 1
+name: upload
+jobs:
+  flux:
+    host: tester1
+    steps:
+      - upload: { content: "TOKEN=${{ secrets.TOKEN }}\n", dest: "odd/.env" }
+      - upload: { content: "x", dest: "odd/x", mode: "0644" }
+      - id: suites
+        upload: { src: ./suites, dest: odd/suites }
+  leak:
+    host: tester1
+    steps:
+      - upload: { content: "y", dest: "denied/${{ secrets.TOKEN }}" }
+)",
+                    {{"TOKEN", "s3cr3t-value"}});
+  h.drive(*run);
+  CHECK(job_of(*run, "flux").state == proto::JobState::kSucceeded);
+  REQUIRE(h.remote->contents.size() == 3);
+  CHECK(h.remote->contents[0].source == "TOKEN=s3cr3t-value\n");
+  CHECK(h.remote->contents[0].dest == "odd/.env");
+  CHECK(h.remote->contents[0].mode == 0600u);
+  CHECK(h.remote->contents[1].mode == 0644u);
+  REQUIRE(h.remote->uploads.size() == 1);
+  CHECK(h.remote->uploads[0].source == "/work/dir/suites");
+  CHECK(h.remote->uploads[0].dest == "odd/suites");
+  CHECK_FALSE(h.remote->uploads[0].mode.has_value());
+  CHECK(h.checked_paths == std::vector<std::string>{"/work/dir/suites"});
+  CHECK(job_of(*run, "flux").outputs.at("files") == "3");
+
+  CHECK(job_of(*run, "leak").state == proto::JobState::kFailed);
+  const std::string error = run->job_summaries()[1].error.value_or("");
+  CHECK(error.find("cannot write denied/***") != std::string::npos);
+  bool saw_failed_step = false;
+  for (const auto& event : h.observer.events) {
+    CHECK(event.payload.dump().find("s3cr3t") == std::string::npos);
+    if (event.type == "step.end" && event.payload["status"] == "failed") saw_failed_step = true;
+  }
+  CHECK(saw_failed_step);
+}
+
+TEST_CASE("an upload source outside the allowed roots fails the job naming src") {
+  Harness h;
+  auto run = h.make(R"(
+version: 1
+name: upload
+jobs:
+  flux:
+    host: tester1
+    steps:
+      - upload: { src: /forbidden/suites, dest: odd/suites }
+)");
+  h.drive(*run);
+  CHECK(job_of(*run, "flux").state == proto::JobState::kFailed);
+  const std::string error = run->job_summaries()[0].error.value_or("");
+  CHECK(error.find("jobs.flux.steps[0].upload.src") != std::string::npos);
+  CHECK(error.find("outside allowed_roots") != std::string::npos);
+  CHECK(h.remote->uploads.empty());
+}
+
+TEST_CASE(
+    "a download lands under the job's key in the run's artifacts, and a templated dest "
+    "that leaves them is refused") {
+  Harness h;
+  auto run = h.make(R"(
+version: 1
+name: download
+vars: { out: raw-results, escape: "../../etc" }
+jobs:
+  flux:
+    host: tester1
+    steps:
+      - id: results
+        download: { src: odd/raw-results, dest: "${{ vars.out }}" }
+  bad:
+    host: tester1
+    steps:
+      - download: { src: odd/x, dest: "${{ vars.escape }}" }
+)");
+  h.drive(*run);
+  CHECK(job_of(*run, "flux").state == proto::JobState::kSucceeded);
+  REQUIRE(h.remote->downloads.size() == 1);
+  CHECK(h.remote->downloads[0].source == "odd/raw-results");
+  CHECK(h.remote->downloads[0].root == "/artifacts/flux");
+  CHECK(h.remote->downloads[0].dest == "raw-results");
+  CHECK(job_of(*run, "flux").outputs.at("path") == "flux/raw-results");
+  CHECK(job_of(*run, "flux").outputs.at("files") == "2");
+
+  CHECK(job_of(*run, "bad").state == proto::JobState::kFailed);
+  CHECK(run->job_summaries()[1].error.value_or("") ==
+        "jobs.bad.steps[0].download.dest: expected a relative path inside the run's artifacts, "
+        "got \"../../etc\"");
+}
+
+TEST_CASE(
+    "remote steps on a host the daemon does not know, and containers on a host without "
+    "remote docker, fail with an error naming the host") {
+  Harness h;
+  auto run = h.make(R"(
+version: 1
+name: hosts
+defaults: { retries: 2 }
+jobs:
+  gone:
+    host: tester9
+    steps:
+      - exec: { cmd: "true" }
+  nodocker:
+    host: tester1
+    steps:
+      - run: { image: busybox }
+)");
+  h.drive(*run);
+  CHECK(job_of(*run, "gone").state == proto::JobState::kFailed);
+  CHECK(job_of(*run, "gone").attempt == 1);
+  CHECK(run->job_summaries()[0].error.value_or("") ==
+        "jobs.gone.steps[0].exec: host \"tester9\" is not among the daemon's configured remote "
+        "hosts (was it removed from the config by a reload?)");
+  CHECK(job_of(*run, "nodocker").state == proto::JobState::kFailed);
+  CHECK(run->job_summaries()[1].error.value_or("") == "host tester1: remote docker not available");
+  CHECK(h.remote->commands.empty());
+  CHECK(h.engine.requests.empty());
 }
 
 }  // namespace odd::daemon

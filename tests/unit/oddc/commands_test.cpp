@@ -204,14 +204,14 @@ TEST_CASE("usage errors exit 2 with one line on stderr naming what to fix") {
   const std::vector<Case> cases{
       {{},
        "oddc: no command given (commands: run, ls, status, logs, events, cancel, summary, "
-       "artifacts, version, ping; see oddc --help)"},
+       "artifacts, hosts, version, ping; see oddc --help)"},
       {{"lss"},
        "oddc: unknown command \"lss\" (commands: run, ls, status, logs, events, cancel, "
-       "summary, artifacts, version, ping)"},
+       "summary, artifacts, hosts, version, ping)"},
       {{"--socket", "/x", "frobnicate"},
        "oddc: unknown command \"frobnicate\" (commands: run, "
        "ls, status, logs, events, cancel, summary, artifacts, "
-       "version, ping)"},
+       "hosts, version, ping)"},
       {{"run"}, "oddc: SPEC is required" + run_usage},
       {{"run", "-q", "-v", "spec.yml"}, "oddc: --verbose excludes --quiet" + run_usage},
       {{"run", "--json", "-vv", "spec.yml"}, "oddc: --verbose excludes --json" + run_usage},
@@ -659,6 +659,46 @@ TEST_CASE("cancel posts to the run, summary prints the JSON, version and ping as
                    "\noddd 0.1.0 (API 1)\ndockerd 20.10.24 (API 1.41)\n");
   CHECK(run({"ping"}, out) == 0);
   CHECK(out == "ok\n");
+}
+
+TEST_CASE(
+    "hosts prints a line per remote host, or the health JSON as sent; exits 3 without a "
+    "daemon") {
+  Canned c;
+  const std::string body =
+      R"({"docker": {"reachable": true, "error": null}, "active_runs": 0, "hosts": {)"
+      R"("tester1": {"address": "10.0.0.85:22", "state": "connected", "sessions": 2, "in_use": 1,)"
+      R"( "error": null},)"
+      R"("tester2": {"address": "10.0.0.86:2222", "state": "failing", "sessions": 0, "in_use": 0,)"
+      R"( "error": "host tester2: SSH support is not built in yet"}}})";
+  c.responses["GET /v1/health"] = http_response(200, body);
+  FakeDaemon daemon(canned(c));
+  TestIo io;
+  io.env["ODD_SOCKET"] = daemon.socket_path();
+  CHECK(io.run({"hosts"}) == 0);
+  CHECK(io.out.str() ==
+        "HOST     ADDRESS         STATE      SESSIONS  IN USE  ERROR\n"
+        "tester1  10.0.0.85:22    connected  2         1       -\n"
+        "tester2  10.0.0.86:2222  failing    0         0       host tester2: SSH support is not "
+        "built in yet\n");
+  CHECK(io.err.str().empty());
+  TestIo json_io;
+  json_io.env["ODD_SOCKET"] = daemon.socket_path();
+  CHECK(json_io.run({"hosts", "--json"}) == 0);
+  CHECK(json_io.out.str() == body + "\n");
+
+  Canned none;
+  none.responses["GET /v1/health"] = http_response(200, R"({"hosts": {}})");
+  FakeDaemon empty_daemon(canned(none));
+  TestIo empty;
+  empty.env["ODD_SOCKET"] = empty_daemon.socket_path();
+  CHECK(empty.run({"hosts"}) == 0);
+  CHECK(empty.out.str() == "no remote hosts are configured\n");
+
+  TestIo gone;
+  CHECK(gone.run({"--socket", gone.cwd.path() + "/none.sock", "hosts"}) == 3);
+  CHECK(gone.err_lines() ==
+        std::vector<std::string>{"oddc: no daemon running on " + gone.cwd.path() + "/none.sock"});
 }
 
 std::string tar_entry(const std::string& name, char type, const std::string& data) {
