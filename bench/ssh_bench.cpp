@@ -183,9 +183,8 @@ asio::awaitable<void> exec_true(odd::sshx::Pool& pool) {
   if (!lease) fail(lease.error());
   odd::sshx::ExecRequest request;
   request.command = "true";
-  auto exited =
-      co_await odd::sshx::exec(lease->session(), std::move(request),
-                               [](odd::sshx::ExecStream, std::string_view) {});
+  auto exited = co_await odd::sshx::exec(lease->session(), std::move(request),
+                                         [](odd::sshx::ExecStream, std::string_view) {});
   if (!exited) fail(exited.error());
   if (exited->exit_code != 0) {
     fail(odd::internal_error("`true` exited " + std::to_string(exited->exit_code)));
@@ -311,9 +310,9 @@ int bench_fanout(const Args& args) {
           });
     }
   });
-  nlohmann::json out = {{"bench", "fanout"},      {"hosts", hosts.size()},
-                        {"n", n},                 {"inflight", inflight},
-                        {"wall_s", wall_s},       {"execs_per_s", n / wall_s}};
+  nlohmann::json out = {
+      {"bench", "fanout"},    {"hosts", hosts.size()}, {"n", n},
+      {"inflight", inflight}, {"wall_s", wall_s},      {"execs_per_s", n / wall_s}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -339,9 +338,9 @@ int bench_transfer(const Args& args, bool put) {
       stats = *sent;
     } else {
       const fs::path local = fs::absolute(args.positional[1]);
-      auto got = co_await odd::sshx::download(lease->session(), args.positional[0],
-                                              local.parent_path(), local.filename().string(),
-                                              transfer);
+      auto got =
+          co_await odd::sshx::download(lease->session(), args.positional[0], local.parent_path(),
+                                       local.filename().string(), transfer);
       if (!got) fail(got.error());
       stats = *got;
     }
@@ -349,12 +348,9 @@ int bench_transfer(const Args& args, bool put) {
     pool->close();
   });
   const double bytes = static_cast<double>(stats.bytes);
-  nlohmann::json out = {{"bench", put ? "put" : "get"},
-                        {"bytes", stats.bytes},
-                        {"buffer_bytes", transfer.buffer_bytes},
-                        {"wall_s", wall_s},
-                        {"mb_per_s", bytes / 1e6 / wall_s},
-                        {"methods", negotiated}};
+  nlohmann::json out = {{"bench", put ? "put" : "get"},          {"bytes", stats.bytes},
+                        {"buffer_bytes", transfer.buffer_bytes}, {"wall_s", wall_s},
+                        {"mb_per_s", bytes / 1e6 / wall_s},      {"methods", negotiated}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -369,9 +365,8 @@ int bench_steps(const Args& args) {
   if (!spec_in) fail(odd::not_found("cannot read " + args.positional[1]));
   std::stringstream spec_text;
   spec_text << spec_in.rdbuf();
-  const nlohmann::json body = {{"spec_text", spec_text.str()},
-                               {"workdir", fs::current_path().string()},
-                               {"detach", false}};
+  const nlohmann::json body = {
+      {"spec_text", spec_text.str()}, {"workdir", fs::current_path().string()}, {"detach", false}};
   asio::io_context io;
   odd::oddc::Client client(io.get_executor(), args.positional[0]);
   std::map<long, Clock::time_point> started;
@@ -396,8 +391,8 @@ int bench_steps(const Args& args) {
       } else if (type == "step.end") {
         const long index = event["index"].get<long>();
         if (event.value("status", "") != "ok") {
-          fail(odd::internal_error("step " + std::to_string(index) + " failed: " +
-                                   event.value("error", "")));
+          fail(odd::internal_error("step " + std::to_string(index) +
+                                   " failed: " + event.value("error", "")));
         }
         ended[index] = arrived;
         step_ms[index] =
