@@ -288,6 +288,9 @@ asio::awaitable<Status> move_over(const std::shared_ptr<Session>& session,
 struct Staged {
   std::vector<std::pair<std::string, std::string>> files;  // temp, target
   std::string writing;                                     // a temp file being written
+  // The tree's directories and their modes, applied once the files are in place: a read-only
+  // directory must stay writable until then.
+  std::vector<std::pair<std::string, unsigned>> directories;
 };
 
 // Writes `size` bytes produced by `next` to a new temporary file beside `target`, with `mode`.
@@ -370,10 +373,20 @@ asio::awaitable<Status> commit(Sftp& sftp, Staged& staged) {
   for (const auto& [temp, target] : staged.files) {
     auto renamed = co_await sftp.rename(temp, target);
     if (!renamed) co_return renamed.error();
-    if (!*renamed) over.emplace_back(temp, target);
+    if (*renamed) continue;
+    // `mv -f` would move the file into a directory at the target name.
+    auto existing = co_await sftp.stat(target, true);
+    if (existing && LIBSSH2_SFTP_S_ISDIR(existing->permissions)) {
+      co_return failed_precondition(sftp.session().describe() + ": upload target " + target +
+                                    " is a directory");
+    }
+    over.emplace_back(temp, target);
   }
   if (Status moved = co_await move_over(sftp.session_ptr(), over); !moved.ok()) co_return moved;
   staged.files.clear();
+  for (auto it = staged.directories.rbegin(); it != staged.directories.rend(); ++it) {
+    if (Status set = co_await sftp.chmod(it->first, it->second); !set.ok()) co_return set;
+  }
   co_return ok_status();
 }
 
@@ -466,8 +479,9 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
     }
     const auto perms = static_cast<unsigned>(st.permissions()) & 07777;
     if (fs::is_directory(st)) {
-      if (Status made = co_await sftp.mkdir(target, perms); !made.ok()) co_return made;
-      if (Status set = co_await sftp.chmod(target, perms); !set.ok()) co_return set;
+      if (Status made = co_await sftp.mkdir(target, perms | 0700); !made.ok()) co_return made;
+      if (Status set = co_await sftp.chmod(target, perms | 0700); !set.ok()) co_return set;
+      staged.directories.emplace_back(target, perms);
       ++stats.directories;
     } else if (fs::is_regular_file(st)) {
       Status sent = co_await stage_file(sftp, path, target, mode.value_or(perms), staged, stats,

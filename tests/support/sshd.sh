@@ -9,6 +9,10 @@
 #                                               ADDR:PORT and writes DIR/env
 #   tests/support/sshd.sh stop DIR              stop it and its sessions, delete the namespace,
 #                                               remove DIR; safe to repeat
+#   tests/support/sshd.sh kill DIR              SIGKILL the listener and every session (a host
+#                                               that dies mid-command); keeps DIR
+#   tests/support/sshd.sh restart DIR           start it again after kill: same config, keys,
+#                                               address and port
 # With ODD_SSHD_DOCKER_HOST=unix:///path/docker.sock at start, the sessions see it as
 # DOCKER_HOST (so `docker system dial-stdio` reaches a test dockerd) and its directory is made
 # traversable for the test user, who is in group docker.
@@ -87,6 +91,9 @@ cmd_start() {
   port="$(free_port)"
   addr=127.0.0.1
   if [ "$netns" = 1 ]; then
+    # Two starts at once must not both take the first free /30.
+    exec 9>/run/odd-sshd-netns.lock
+    flock 9
     sub="$(free_subnet)"
     ns="odd-$(basename "$dir" | tr -c 'A-Za-z0-9\n' '-' | tail -c 12)"
     host_side="oh${sub}x$$"
@@ -103,6 +110,8 @@ cmd_start() {
     ip -n "$ns" link set "$ns_side" up
     ip -n "$ns" link set lo up
     addr="10.231.$sub.2"
+    flock -u 9
+    exec 9>&-
   fi
 
   {
@@ -130,31 +139,15 @@ cmd_start() {
     fi
   } >"$dir/sshd_config"
 
-  local entry="[$addr]:$port $(cut -d' ' -f1,2 "$dir/host_ed25519.pub")"
+  local entry
+  entry="[$addr]:$port $(cut -d' ' -f1,2 "$dir/host_ed25519.pub")"
   echo "$entry" >"$dir/known_hosts"
   echo "$entry" >"$dir/known_hosts_hashed"
   ssh-keygen -q -H -f "$dir/known_hosts_hashed" >/dev/null 2>&1
   rm -f "$dir/known_hosts_hashed.old"
   echo "[$addr]:$port $(cut -d' ' -f1,2 "$dir/other_host_ed25519.pub")" >"$dir/known_hosts_other"
 
-  if [ -n "$ns" ]; then
-    ip netns exec "$ns" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
-  else
-    /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
-  fi
-  deadline=$((SECONDS + kStartTimeout))
-  until [ -s "$dir/sshd.pid" ] && { if [ -n "$ns" ]; then ip netns exec "$ns" bash -c \
-    "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null; else bash -c \
-    "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null; fi; }; do
-    if [ $SECONDS -ge $deadline ]; then
-      cat "$dir/sshd.log" >&2 2>/dev/null || true
-      cmd_stop "$dir"
-      die "sshd did not accept connections on $addr:$port within ${kStartTimeout}s"
-    fi
-    sleep 0.1
-  done
-  pid="$(cat "$dir/sshd.pid")"
-  alive "$pid" || die "sshd exited: $(cat "$dir/sshd.log" 2>/dev/null)"
+  launch "$dir" "$ns" "$addr" "$port" 1
   {
     echo "ODD_SSHD_ADDR=$addr"
     echo "ODD_SSHD_PORT=$port"
@@ -165,6 +158,28 @@ cmd_start() {
   echo "$addr:$port"
 }
 
+# Runs sshd (it daemonizes) from DIR's config, in namespace NS when given, and waits until
+# ADDR:PORT accepts connections; on failure shows its log and, with CLEAN=1, stops everything in
+# DIR.
+launch() {
+  local dir="$1" ns="$2" addr="$3" port="$4" clean="$5" deadline
+  local -a in_ns=()
+  [ -z "$ns" ] || in_ns=(ip netns exec "$ns")
+  rm -f "$dir/sshd.pid"
+  "${in_ns[@]}" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+  deadline=$((SECONDS + kStartTimeout))
+  until [ -s "$dir/sshd.pid" ] &&
+    "${in_ns[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 30 "$dir/sshd.log" >&2 2>/dev/null || true
+      [ "$clean" = 0 ] || cmd_stop "$dir"
+      die "sshd did not accept connections on $addr:$port within ${kStartTimeout}s"
+    fi
+    sleep 0.1
+  done
+  alive "$(cat "$dir/sshd.pid")" || die "sshd exited: $(tail -n 30 "$dir/sshd.log" 2>/dev/null)"
+}
+
 # The listener and every session process it forked (their command lines name no file, so the
 # process tree is the only way to find them).
 sshd_pids() {
@@ -173,15 +188,43 @@ sshd_pids() {
   for p in $(pgrep -P "$root" 2>/dev/null); do sshd_pids "$p"; done
 }
 
+# The listener's pid when it is alive and DIR's (a pid file can outlive its process).
+listener() {
+  local dir="$1" pid
+  [ -s "$dir/sshd.pid" ] || return 1
+  pid="$(cat "$dir/sshd.pid")"
+  alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/" &&
+    echo "$pid"
+}
+
+cmd_kill() {
+  local dir="$1" pid
+  [ -s "$dir/env" ] || die "$dir holds no sshd started by sshd.sh"
+  dir="$(cd "$dir" && pwd -P)"
+  pid="$(listener "$dir")" || return 0
+  # shellcheck disable=SC2046
+  kill -KILL $(sshd_pids "$pid") 2>/dev/null || true
+  while alive "$pid"; do sleep 0.05; done
+}
+
+cmd_restart() {
+  local dir="$1" ODD_SSHD_ADDR ODD_SSHD_PORT ODD_SSHD_NETNS
+  [ -s "$dir/env" ] || die "$dir holds no sshd started by sshd.sh"
+  dir="$(cd "$dir" && pwd -P)"
+  listener "$dir" >/dev/null && die "the sshd in $dir is running; kill it first"
+  # shellcheck disable=SC1091
+  . "$dir/env"
+  launch "$dir" "$ODD_SSHD_NETNS" "$ODD_SSHD_ADDR" "$ODD_SSHD_PORT" 0
+  echo "$ODD_SSHD_ADDR:$ODD_SSHD_PORT"
+}
+
 cmd_stop() {
   local dir="$1" pid ns
   [ -d "$dir" ] || return 0
-  if [ -s "$dir/sshd.pid" ]; then
-    pid="$(cat "$dir/sshd.pid")"
-    if alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
-      # shellcheck disable=SC2046
-      kill -KILL $(sshd_pids "$pid") 2>/dev/null || true
-    fi
+  dir="$(cd "$dir" && pwd -P)"
+  if pid="$(listener "$dir")"; then
+    # shellcheck disable=SC2046
+    kill -KILL $(sshd_pids "$pid") 2>/dev/null || true
   fi
   if [ -s "$dir/netns" ]; then
     ns="$(cat "$dir/netns")"
@@ -191,7 +234,8 @@ cmd_stop() {
   rm -rf "$dir"
 }
 
-[ $# -ge 2 ] || die "usage: sshd.sh start DIR [--netns] | stop DIR"
+readonly kUsage="usage: sshd.sh start DIR [--netns] | stop DIR | kill DIR | restart DIR"
+[ $# -ge 2 ] || die "$kUsage"
 case "$1" in
   start)
     netns=0
@@ -199,5 +243,7 @@ case "$1" in
     cmd_start "$2" "$netns"
     ;;
   stop) cmd_stop "$2" ;;
-  *) die "unknown command $1 (start or stop)" ;;
+  kill) cmd_kill "$2" ;;
+  restart) cmd_restart "$2" ;;
+  *) die "$kUsage" ;;
 esac

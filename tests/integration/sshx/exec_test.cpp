@@ -3,7 +3,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <vector>
 
@@ -364,28 +363,6 @@ TEST_CASE("a pool whose host refuses connections reports failing with the error"
     CHECK(pool->state().kind == sshx::PoolState::Kind::kFailing);
     CHECK(pool->state().error.find(":1)") != std::string::npos);
   }());
-}
-
-// The sshd processes serving one connection: the session process whose pid a remote `echo
-// $PPID` printed, and its privileged monitor when it has one (never the listener).
-std::vector<std::string> connection_processes(const std::string& session_pid) {
-  std::vector<std::string> pids = {session_pid};
-  std::ifstream stat("/proc/" + session_pid + "/stat");
-  std::string field;
-  for (int i = 0; i < 4 && stat >> field; ++i) {
-  }
-  if (!field.empty() &&
-      read_file("/proc/" + field + "/cmdline").find("[priv]") != std::string::npos) {
-    pids.push_back(field);
-  }
-  return pids;
-}
-
-void signal_processes(const std::vector<std::string>& pids, const std::string& signal) {
-  for (const std::string& pid : pids) {
-    const std::string command = "kill -" + signal + " " + pid + " 2>/dev/null";
-    CHECK(std::system(command.c_str()) == 0);
-  }
 }
 
 // Runs `echo $PPID; sleep 30` on a session of `pool` and calls `fault` with the sshd processes of

@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -140,6 +142,78 @@ TEST_CASE("an upload cancelled midway leaves no file at the target and no tempor
     CHECK_FALSE(outcome.has_value());
     REQUIRE(session->usable());
     CHECK(co_await remote(session, "ls -A " + dir) == "");
+  }());
+}
+
+TEST_CASE("an upload whose connection dies midway leaves nothing at the target name") {
+  TempDir local;
+  const fs::path file = local.path() / "huge";
+  REQUIRE(run("truncate -s 1G " + file.string()) == 0);
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    auto watcher = co_await connect_ok();
+    co_await remote(watcher, "mkdir -p " + dir);
+    std::string pid = co_await remote(session, "echo $PPID");
+    pid.resize(pid.find('\n'));
+    std::optional<Result<sshx::TransferStats>> outcome;
+    // Named: the coroutine reads its captures through the closure, which must outlive it.
+    auto send = [&]() -> asio::awaitable<void> {
+      outcome = co_await sshx::upload(session, file, dir + "/huge", std::nullopt);
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, send(), asio::detached);
+    const std::string growing = "find " + dir + " -name '.huge.odd-tmp-*' -size +2M | wc -l";
+    for (int i = 0; i < 500 && !outcome; ++i) {
+      if (co_await remote(watcher, growing) != "0\n") break;
+      co_await sleep_for(Millis(10));
+    }
+    REQUIRE_FALSE(outcome.has_value());
+    signal_processes(connection_processes(pid), "KILL");
+    for (int i = 0; i < 1000 && !outcome; ++i) co_await sleep_for(Millis(20));
+    REQUIRE(outcome.has_value());
+    REQUIRE_FALSE(outcome->has_value());
+    ODD_CHECK_CODE(outcome->error(), Code::kUnavailable);
+    CHECK(outcome->error().message().find("test-sshd (") != std::string::npos);
+    // Only the hidden temporary file is left: no session remains to remove it.
+    CHECK(co_await remote(watcher, "ls " + dir) == "");
+  }());
+}
+
+TEST_CASE("a tree with a read-only directory uploads whole, the directory's mode set last") {
+  TempDir local;
+  const fs::path src = local.path() / "src";
+  fs::create_directories(src / "ro" / "sub");
+  write_file(src / "ro" / "f", "in a read-only dir\n");
+  write_file(src / "ro" / "sub" / "g", "deeper\n");
+  fs::permissions(src / "ro" / "sub", fs::perms(0555));
+  fs::permissions(src / "ro", fs::perms(0500));
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    auto sent = co_await sshx::upload(session, src, dir + "/tree", std::nullopt);
+    ODD_REQUIRE_OK(sent);
+    CHECK(sent->files == 2);
+    CHECK(co_await remote(session, "cd " + dir + "/tree && stat -c '%a %n' ro ro/sub && cat ro/f " +
+                                       "ro/sub/g && ls -A ro ro/sub") ==
+          "500 ro\n555 ro/sub\nin a read-only dir\ndeeper\nro:\nf\nsub\n\nro/sub:\ng\n");
+  }());
+  fs::permissions(src / "ro", fs::perms(0700));
+  fs::permissions(src / "ro" / "sub", fs::perms(0700));
+}
+
+TEST_CASE("a file uploaded onto a directory is refused and nothing lands inside it") {
+  TempDir local;
+  write_file(local.path() / "f", "data\n");
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir + "/d");
+    auto sent = co_await sshx::upload(session, local.path() / "f", dir + "/d", std::nullopt);
+    REQUIRE_FALSE(sent.has_value());
+    ODD_CHECK_CODE(sent.error(), Code::kFailedPrecondition);
+    CHECK(sent.error().message().find(dir + "/d is a directory") != std::string::npos);
+    CHECK(co_await remote(session, "ls -A " + dir + " " + dir + "/d") ==
+          dir + ":\nd\n\n" + dir + "/d:\n");
   }());
 }
 

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "tests/integration/support.hpp"
 
@@ -55,6 +57,32 @@ std::string remote_scratch() {
   const std::filesystem::path path =
       sshd().dir / "remote" / ("t-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
   return path.string();
+}
+
+std::vector<std::string> connection_processes(const std::string& session_pid) {
+  std::vector<std::string> pids = {session_pid};
+  std::ifstream stat("/proc/" + session_pid + "/stat");
+  std::string field;
+  for (int i = 0; i < 4 && stat >> field; ++i) {
+  }
+  if (!field.empty() &&
+      read_file("/proc/" + field + "/cmdline").find("[priv]") != std::string::npos) {
+    pids.push_back(field);
+  }
+  return pids;
+}
+
+void signal_processes(const std::vector<std::string>& pids, const std::string& signal) {
+  if (pids.empty()) return;
+  // The monitor can exit between two kill(2) calls once its session process got SIGKILL: only
+  // the first pid must still be there.
+  std::string command = "kill -" + signal + " " + pids.front();
+  if (pids.size() > 1) {
+    command += " && { kill -" + signal;
+    for (std::size_t i = 1; i < pids.size(); ++i) command += " " + pids[i];
+    command += " 2>/dev/null || true; }";
+  }
+  CHECK(std::system(command.c_str()) == 0);
 }
 
 }  // namespace odd::integration

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "sshx/session.hpp"
 
@@ -26,5 +27,13 @@ sshx::SessionOptions sshd_options(const std::string& key = "id_ed25519");
 
 // A fresh directory under DIR/remote, writable by the test user: "/tmp/.../remote/<unique>".
 std::string remote_scratch();
+
+// The sshd processes serving one connection: the session process whose pid a remote `echo
+// $PPID` printed, and its privileged monitor when it has one (never the listener).
+std::vector<std::string> connection_processes(const std::string& session_pid);
+
+// Sends SIG`signal` ("KILL", "STOP") to each of `pids`; the test fails unless the first (the
+// session process) was there to receive it.
+void signal_processes(const std::vector<std::string>& pids, const std::string& signal);
 
 }  // namespace odd::integration
