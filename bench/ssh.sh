@@ -58,7 +58,9 @@ cleanup() {
     kill -TERM "$oddd_pid" 2>/dev/null || true
     wait "$oddd_pid" 2>/dev/null || true
   fi
-  for d in "${sshd_dirs[@]}"; do "$root/tests/support/sshd.sh" stop "$d" || say "stopping $d failed"; done
+  for d in "${sshd_dirs[@]}"; do
+    "$root/tests/support/sshd.sh" stop "$d" || say "stopping $d failed"
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -151,7 +153,8 @@ start_master() {
 
 # The algorithms OpenSSH negotiated with h1, as ssh -v reports them.
 ssh_methods="$(ssh "${ssh_cfg[@]}" -o ControlPath=none -v h1 true 2>&1 |
-  sed -n 's/^debug1: kex: algorithm: /kex /p; s/^debug1: kex: client->server cipher: \([^ ]*\) MAC: \([^ ]*\) .*/cipher \1 mac \2/p' |
+  sed -n -e 's/^debug1: kex: algorithm: /kex /p' \
+    -e 's/^debug1: kex: client->server cipher: \([^ ]*\) MAC: \([^ ]*\) .*/cipher \1 mac \2/p' |
   tr '\n' ' ')"
 
 # --- oddd with the four hosts -----------------------------------------------------------------
@@ -375,6 +378,17 @@ def load_all(bench, peer):
     return out
 
 
+def by_round(bench, peer):
+    out = {}
+    for path in glob.glob(os.path.join(work, f"{bench}.{peer}.*.json")):
+        try:
+            with open(path) as f:
+                out[int(path.rsplit(".", 2)[-2])] = json.load(f)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def ran(bench, peer):
     return bool(glob.glob(os.path.join(work, f"{bench}.{peer}.*")))
 
@@ -436,9 +450,10 @@ if any(ran("p7", p) for p in ("ssh-fresh", "ssh-mux", "paramiko", "odd", "oddd")
     if "oddd" in best_result:
         r = best_result["oddd"]
         steps = r["step_ms"]
-        print(f"  (oddd: the first step, which connects, {steps[0]:.1f} ms and the last "
-              f"{steps[-1]:.1f} ms, left out; one step.end to the next {r['period_ms']:.2f} ms "
-              f"on average; {len(steps)} steps in {r['run_wall_s']:.2f} s from submission to the "
+        first = load_all("p7", "oddd")[0]["step_ms"][0]
+        print(f"  (oddd: the first step, which connects in the first round, {first:.1f} ms, "
+              f"and the last, {steps[-1]:.1f} ms, left out; one step.end to the next "
+              f"{r['period_ms']:.2f} ms on average; {len(steps)} steps in {r['run_wall_s']:.2f} s from submission to the "
               f"run's end)")
     for peer, title in (("oddd", "P7 oddd exec step"), ("odd", "sshx exec alone")):
         if peer not in got:
@@ -493,13 +508,28 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
     elif ran("p8", "oddd"):
         print(f"  {'oddd upload / download steps':<42}{'failed':>8}")
     row("paramiko", f"paramiko ({paramiko_mib} MiB file)")
+    size = int(p8_mib) << 20
     for peer, title in (("oddd", "P8 oddd steps"), ("odd", "sshx alone")):
         for d in ("put", "get"):
             for base, name in (("sftp", "sftp"), ("sftp-hmac", "sftp with hmac-sha2-256")):
-                if (peer, d) in rates and (base, d) in rates:
-                    ratio = rates[(peer, d)] / rates[(base, d)]
-                    print(f"  {title + ' ' + d + ' vs ' + name:<46}{ratio:>6.2f}x   target >= 1.0x: "
-                          f"{verdict(ratio >= 1.0)}")
+                if (peer, d) not in rates or (base, d) not in rates:
+                    continue
+                ratio = rates[(peer, d)] / rates[(base, d)]
+                line = (f"  {title + ' ' + d + ' vs ' + name:<46}{ratio:>6.2f}x   "
+                        f"target >= 1.0x: {verdict(ratio >= 1.0)}")
+                # Each round's pair ran within seconds of each other: their ratios show how
+                # much of the difference is load.
+                ours = by_round("p8", f"{peer}-{d}")
+                if peer == "oddd":
+                    ours = {k: {"mb_per_s": size / 1e3 / r["step_ms"][1 if d == "put" else 2]}
+                            for k, r in by_round("p8", "oddd").items()}
+                theirs = by_round("p8", f"{base}-{d}")
+                pairs = [ours[k]["mb_per_s"] / theirs[k]["mb_per_s"]
+                         for k in sorted(ours) if k in theirs]
+                if len(pairs) > 1:
+                    line += ("   per round " + " ".join(f"{x:.2f}" for x in pairs)
+                             + f", median {statistics.median(pairs):.2f}x")
+                print(line)
 
 if ran("fan", "ssh") or ran("fan", "odd"):
     print(f"\nFAN  {fan_n} execs of `true` over {hosts} hosts ({hosts} sshd on loopback), "
