@@ -453,8 +453,8 @@ if any(ran("p7", p) for p in ("ssh-fresh", "ssh-mux", "paramiko", "odd", "oddd")
         first = load_all("p7", "oddd")[0]["step_ms"][0]
         print(f"  (oddd: the first step, which connects in the first round, {first:.1f} ms, "
               f"and the last, {steps[-1]:.1f} ms, left out; one step.end to the next "
-              f"{r['period_ms']:.2f} ms on average; {len(steps)} steps in {r['run_wall_s']:.2f} s from submission to the "
-              f"run's end)")
+              f"{r['period_ms']:.2f} ms on average; {len(steps)} steps in "
+              f"{r['run_wall_s']:.2f} s from submission to the run's end)")
     for peer, title in (("oddd", "P7 oddd exec step"), ("odd", "sshx exec alone")):
         if peer not in got:
             continue
