@@ -217,6 +217,8 @@ fi
 
 # --- P8 ---------------------------------------------------------------------------------------
 
+# Every upload makes a new file: replacing one would add the removal of the old 256 MiB to the
+# figure (sftp truncates it in place; odd moves the new file over it with `mv -f`).
 # sftp_transfer PEER put|get: OpenSSH sftp on its own connection; the transfer alone is timed by
 # local `!` commands on either side of it in the batch.
 sftp_transfer() {
@@ -225,6 +227,7 @@ sftp_transfer() {
   say "p8: $peer $dir"
   # shellcheck disable=SC2016 # the `!` lines' bash expands them
   if [ "$dir" = put ]; then
+    rm -f "$p8_remote.sftp"
     printf '!echo ${EPOCHREALTIME/./} >%s\nput %s %s\n!echo ${EPOCHREALTIME/./} >%s\n' \
       "$work/t0" "$p8_file" "$p8_remote.sftp" "$work/t1" >"$batch"
   else
@@ -252,6 +255,7 @@ sftp_transfer() {
 odd_transfer() { # PEER put|get BUFFER
   local peer="$1" dir="$2" buffer="$3"
   if [ "$dir" = put ]; then
+    rm -f "$p8_remote.odd"
     run_peer p8 "$peer-put" "$odd" put --dir "$h1" --buffer "$buffer" "$p8_file" "$p8_remote.odd"
   else
     run_peer p8 "$peer-get" "$odd" get --dir "$h1" --buffer "$buffer" "$p8_remote.odd" \
