@@ -122,7 +122,6 @@ struct Session::Driver {
   asio::steady_timer kick;       // cancelled to make the driver look at its waiters again
   asio::steady_timer keepalive;  // the keepalive loop's; cancelled by close()
   std::vector<Waiter*> waiters;
-  bool running = false;
   bool stopping = false;
 
   void wake_all() {
@@ -403,7 +402,6 @@ asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_
   preference.pop_back();
   libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, preference.c_str());
 
-  self->driver_->running = true;
   asio::co_spawn(executor, DriverLoop::run(self->driver_, self.get()), asio::detached);
 
   const int fd = d.socket.native_handle();
