@@ -1,8 +1,12 @@
 #include "daemon/ssh_host.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "daemon/docker_engine.hpp"
 #include "daemon/ssh_docker_dialer.hpp"
@@ -44,7 +48,7 @@ class SshHost final : public RemoteHost {
   asio::awaitable<Result<RemoteExit>> exec(
       const RemoteCommand& command,
       std::function<void(OutputStream, std::string_view)> on_output) override {
-    auto lease = co_await pool_->acquire(acquire_deadline());
+    auto lease = co_await acquire();
     if (!lease) co_return lease.error();
     sshx::ExecRequest request;
     request.command = command.command;
@@ -65,24 +69,25 @@ class SshHost final : public RemoteHost {
   asio::awaitable<Result<RemoteTransfer>> upload(const std::filesystem::path& source,
                                                  const std::string& dest,
                                                  std::optional<unsigned> mode) override {
-    auto lease = co_await pool_->acquire(acquire_deadline());
+    auto lease = co_await acquire();
     if (!lease) co_return lease.error();
-    auto sent = co_await sshx::upload(lease->session(), source, dest, mode);
+    auto sent = co_await sshx::upload(lease->session(), source, dest, mode, transfer_options());
     if (!sent) co_return sent.error();
     co_return RemoteTransfer{sent->files, sent->bytes};
   }
 
   asio::awaitable<Status> upload_content(std::string_view content, const std::string& dest,
                                          unsigned mode) override {
-    auto lease = co_await pool_->acquire(acquire_deadline());
+    auto lease = co_await acquire();
     if (!lease) co_return lease.error();
-    co_return co_await sshx::upload_content(lease->session(), content, dest, mode);
+    co_return co_await sshx::upload_content(lease->session(), content, dest, mode,
+                                            transfer_options());
   }
 
   asio::awaitable<Result<RemoteTransfer>> download(const std::string& source,
                                                    const std::filesystem::path& local_root,
                                                    const std::string& dest) override {
-    auto lease = co_await pool_->acquire(acquire_deadline());
+    auto lease = co_await acquire();
     if (!lease) co_return lease.error();
     auto got = co_await sshx::download(lease->session(), source, local_root, dest);
     if (!got) co_return got.error();
@@ -112,7 +117,30 @@ class SshHost final : public RemoteHost {
   ContainerEngine* container_engine() override { return engine_.get(); }
 
  private:
+  // A lease from the pool, on whose session the temporary files that uploads cut off by a broken
+  // connection left behind are first removed.
+  asio::awaitable<Result<sshx::Lease>> acquire() {
+    auto lease = co_await pool_->acquire(acquire_deadline());
+    if (!lease || left_behind_.empty()) co_return lease;
+    std::vector<std::string> paths = std::exchange(left_behind_, {});
+    Status removed = co_await sshx::remove_files(lease->session(), paths);
+    if (!removed.ok()) {
+      spdlog::warn("removing what a cut-off upload left behind: {}", removed.message());
+      if (!lease->session()->usable()) {
+        left_behind_.insert(left_behind_.end(), paths.begin(), paths.end());
+      }
+    }
+    co_return lease;
+  }
+
+  sshx::TransferOptions transfer_options() {
+    sshx::TransferOptions options;
+    options.left_behind = [this](std::string path) { left_behind_.push_back(std::move(path)); };
+    return options;
+  }
+
   std::shared_ptr<sshx::Pool> pool_;
+  std::vector<std::string> left_behind_;
   std::unique_ptr<engine::DockerClient> client_;
   std::unique_ptr<engine::ImageBuilder> builder_;
   std::unique_ptr<DockerEngine> engine_;

@@ -140,14 +140,27 @@ struct SessionAccess {
     // After close() the descriptor number may already belong to another socket.
     if (!self->driver_->socket.is_open()) return -EBADF;
     const ssize_t n = ::recv(fd, buffer, length, flags);
-    if (n < 0) return -errno;
+    if (n < 0) return failed(self, errno);
     if (n > 0) ++self->generation_;
+    if (n == 0 && length > 0) lost(self, "closed by the server");
     return n;
   }
-  static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags, void**) {
+  static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags,
+                      void** abstract) {
     const ssize_t n = ::send(fd, buffer, length, flags | MSG_NOSIGNAL);
-    if (n < 0) return -errno;
+    if (n < 0) return failed(static_cast<Session*>(*abstract), errno);
     return n;
+  }
+  // A transport error breaks the session at once, whichever libssh2 call met it: its error code
+  // alone does not tell a dead connection from a refused request.
+  static ssize_t failed(Session* self, int error) {
+    if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
+      lost(self, std::strerror(error));
+    }
+    return -error;
+  }
+  static void lost(Session* self, const char* why) {
+    self->mark_broken(unavailable(self->description_ + ": connection lost: " + why));
   }
 };
 

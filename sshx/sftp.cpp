@@ -391,19 +391,29 @@ asio::awaitable<Status> commit(Sftp& sftp, Staged& staged) {
 }
 
 // Removes the temporary files of a failed upload. Runs where no cancellation reaches.
-asio::awaitable<void> discard(Sftp& sftp, Staged& staged) {
-  if (!sftp.session().usable()) co_return;
-  if (!staged.writing.empty()) co_await sftp.unlink(staged.writing);
-  for (const auto& [temp, target] : staged.files) co_await sftp.unlink(temp);
+// Removes the staged temporaries; those the broken session cannot reach go to `left_behind`.
+asio::awaitable<void> discard(Sftp& sftp, Staged& staged,
+                              const std::function<void(std::string)>& left_behind) {
+  std::vector<std::string> temps;
+  if (!staged.writing.empty()) temps.push_back(staged.writing);
+  for (const auto& [temp, target] : staged.files) temps.push_back(temp);
+  for (std::string& temp : temps) {
+    if (sftp.session().usable()) {
+      Status removed = co_await sftp.unlink(temp);
+      if (removed.ok() || sftp.session().usable()) continue;
+    }
+    if (left_behind) left_behind(std::move(temp));
+  }
 }
 
 // Finishes an upload: commits on success, discards on failure or cancellation.
-asio::awaitable<Status> finish(Sftp& sftp, Staged& staged, Status status) {
+asio::awaitable<Status> finish(Sftp& sftp, Staged& staged, Status status,
+                               const std::function<void(std::string)>& left_behind) {
   if (status.ok()) status = co_await commit(sftp, staged);
   if (status.ok()) co_return status;
   co_await asio::this_coro::reset_cancellation_state();
   co_await asio::co_spawn(
-      sftp.session().get_executor(), discard(sftp, staged),
+      sftp.session().get_executor(), discard(sftp, staged, left_behind),
       asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
   co_return status;
 }
@@ -666,7 +676,7 @@ asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
   TransferStats stats;
   Status sent = co_await upload_into(sftp, local, remote, mode, staged, stats,
                                      std::max<std::size_t>(options.buffer_bytes, 4096));
-  Status done = co_await finish(sftp, staged, std::move(sent));
+  Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
   co_await sftp.stop();
   if (!done.ok()) co_return done;
   co_return stats;
@@ -686,7 +696,7 @@ asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::st
     sent = co_await write_temp(sftp, remote, mode, source, staged, stats,
                                std::max<std::size_t>(options.buffer_bytes, 4096));
   }
-  Status done = co_await finish(sftp, staged, std::move(sent));
+  Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
   co_await sftp.stop();
   co_return done;
 }
@@ -742,6 +752,22 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
   co_await sftp.stop();
   if (!status.ok()) co_return status;
   co_return stats;
+}
+
+asio::awaitable<Status> remove_files(std::shared_ptr<Session> session,
+                                     std::vector<std::string> paths, TransferOptions options) {
+  Sftp sftp(session, deadline_of(options));
+  if (Status started = co_await sftp.start(); !started.ok()) co_return started;
+  Status status;
+  for (const std::string& path : paths) {
+    Status removed = co_await sftp.unlink(path);
+    if (!removed.ok() && removed.code() != Code::kNotFound) {
+      status = std::move(removed);
+      break;
+    }
+  }
+  co_await sftp.stop();
+  co_return status;
 }
 
 }  // namespace odd::sshx

@@ -7,10 +7,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.hpp"
 #include "sshx/session.hpp"
@@ -20,6 +22,9 @@ namespace odd::sshx {
 struct TransferOptions {
   std::size_t buffer_bytes = 1u << 20;  // per libssh2 read/write call: it pipelines within one
   Millis timeout{0};                    // the whole transfer; 0: none
+  // Called with each temporary file a failed upload could not remove because its session
+  // broke; remove_files() on a later session clears them.
+  std::function<void(std::string)> left_behind;
 };
 
 struct TransferStats {
@@ -55,5 +60,10 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
                                                 std::string remote,
                                                 std::filesystem::path local_root, std::string dest,
                                                 TransferOptions options = {});
+
+// Removes the remote files `paths` (what an upload left behind); one already gone is fine.
+// Errors: the first failure, naming the host and the path.
+asio::awaitable<Status> remove_files(std::shared_ptr<Session> session,
+                                     std::vector<std::string> paths, TransferOptions options = {});
 
 }  // namespace odd::sshx

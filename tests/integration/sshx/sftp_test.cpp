@@ -157,9 +157,12 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
     std::string pid = co_await remote(session, "echo $PPID");
     pid.resize(pid.find('\n'));
     std::optional<Result<sshx::TransferStats>> outcome;
+    std::vector<std::string> left;
+    sshx::TransferOptions options;
+    options.left_behind = [&left](std::string path) { left.push_back(std::move(path)); };
     // Named: the coroutine reads its captures through the closure, which must outlive it.
     auto send = [&]() -> asio::awaitable<void> {
-      outcome = co_await sshx::upload(session, file, dir + "/huge", std::nullopt);
+      outcome = co_await sshx::upload(session, file, dir + "/huge", std::nullopt, options);
     };
     asio::co_spawn(co_await asio::this_coro::executor, send(), asio::detached);
     const std::string growing = "find " + dir + " -name '.huge.odd-tmp-*' -size +2M | wc -l";
@@ -174,8 +177,16 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
     REQUIRE_FALSE(outcome->has_value());
     ODD_CHECK_CODE(outcome->error(), Code::kUnavailable);
     CHECK(outcome->error().message().find("test-sshd (") != std::string::npos);
-    // Only the hidden temporary file is left: no session remains to remove it.
+    // Only the hidden temporary file is left, reported; a later session removes it.
     CHECK(co_await remote(watcher, "ls " + dir) == "");
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].rfind(dir + "/.huge.odd-tmp-", 0) == 0);
+    CHECK(co_await remote(watcher, "ls -A " + dir) == left[0].substr(dir.size() + 1) + "\n");
+    std::vector<std::string> stale = left;
+    stale.push_back(dir + "/already-gone");
+    const Status removed = co_await sshx::remove_files(watcher, std::move(stale));
+    ODD_CHECK_OK(removed);
+    CHECK(co_await remote(watcher, "ls -A " + dir) == "");
   }());
 }
 
