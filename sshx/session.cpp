@@ -142,7 +142,7 @@ struct SessionAccess {
     const ssize_t n = ::recv(fd, buffer, length, flags);
     if (n < 0) return failed(self, errno);
     if (n > 0) ++self->generation_;
-    if (n == 0 && length > 0) lost(self, "closed by the server");
+    if (n == 0 && length > 0) self->lose_connection("closed by the server");
     return n;
   }
   static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags,
@@ -155,12 +155,9 @@ struct SessionAccess {
   // alone does not tell a dead connection from a refused request.
   static ssize_t failed(Session* self, int error) {
     if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
-      lost(self, std::strerror(error));
+      self->lose_connection(std::strerror(error));
     }
     return -error;
-  }
-  static void lost(Session* self, const char* why) {
-    self->mark_broken(unavailable(self->description_ + ": connection lost: " + why));
   }
 };
 
@@ -185,6 +182,11 @@ void Session::mark_broken(Status why) {
   }
   driver_->wake_all();
   driver_->kick.cancel();
+}
+
+void Session::lose_connection(std::string_view why) {
+  if (lost_.empty() && !broken_) lost_ = why;
+  mark_broken(unavailable(description_ + ": connection lost: " + std::string(why)));
 }
 
 void Session::close() {
@@ -266,7 +268,7 @@ struct DriverLoop {
       if (d->stopping) break;
       if (!ready) continue;
       if (ec) {
-        s->mark_broken(unavailable(s->description_ + ": connection lost: " + ec.message()));
+        s->lose_connection(ec.message());
         break;
       }
       ++s->generation_;
@@ -553,6 +555,8 @@ Status Session::last_error(std::string_view what) const {
   const int code =
       session_ != nullptr ? libssh2_session_last_error(session_, &message, &length, 0) : 0;
   std::string text = description_ + ": " + std::string(what);
+  // libssh2's own words for a dead connection ("transport read") say less than the socket did.
+  if (!lost_.empty()) return unavailable(text + ": connection lost: " + lost_);
   if (message != nullptr && length > 0) text += ": " + std::string(message, std::size_t(length));
   switch (code) {
     case LIBSSH2_ERROR_SOCKET_SEND:

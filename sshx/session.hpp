@@ -125,6 +125,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   friend struct SessionAccess;
+  // Breaks the session because its connection failed (`why`: what the socket said).
+  void lose_connection(std::string_view why);
 
   asio::any_io_executor executor_;
   SessionOptions options_;
@@ -133,6 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Driver> driver_;  // shared with the driver coroutine, which may outlive us
   bool broken_ = false;
   Status failure_;
+  std::string lost_;  // why the connection failed, once it did
   int open_channels_ = 0;
   std::uint64_t generation_ = 0;
 };

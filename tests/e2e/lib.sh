@@ -18,13 +18,15 @@ E2E_DIR="$(mktemp -d /tmp/odd-e.XXXXXX)"
 export ODD_SOCKET="$E2E_DIR/oddd.sock"
 ODDD_PID=""
 E2E_FAILED=0
+E2E_ON_EXIT=() # commands a test adds, run at exit after oddd stopped
 
 e2e_cleanup() {
-  local rc=$?
+  local rc=$? cmd
   if [ -n "$ODDD_PID" ] && kill -0 "$ODDD_PID" 2>/dev/null; then
     kill -TERM "$ODDD_PID" 2>/dev/null || true
     wait "$ODDD_PID" 2>/dev/null || true
   fi
+  for cmd in "${E2E_ON_EXIT[@]}"; do eval "$cmd" || true; done
   # Whatever a failed test left behind is removed, so the next test starts clean.
   local left
   left=$(odd_containers 2>/dev/null || true)

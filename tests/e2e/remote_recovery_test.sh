@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A remote host whose sshd dies in the middle of a step, end to end through oddd and oddc against
+# a private sshd on loopback that the test kills and restarts (tests/support/sshd.sh): the step
+# fails with an error naming the host and the lost connection, and the next run on the host gets a
+# new connection; an upload cut off the same way is retried, and the hidden temporary file the
+# dead connection left on the host is removed.
+source "$(dirname "$0")/lib.sh"
+SSHD="$E2E_SRC/tests/support/sshd.sh"
+sshd_dir="$(mktemp -d /tmp/odd-es.XXXXXX)"
+E2E_ON_EXIT+=("'$SSHD' stop '$sshd_dir' >/dev/null 2>&1; rm -rf '$sshd_dir'")
+"$SSHD" start "$sshd_dir" >/dev/null
+# shellcheck disable=SC1091
+source "$sshd_dir/env"
+remote="$sshd_dir/remote"
+
+start_oddd "hosts:
+  vm:
+    address: $ODD_SSHD_ADDR
+    port: $ODD_SSHD_PORT
+    user: $ODD_SSHD_USER
+    identity: $sshd_dir/id_ed25519
+    known_hosts: $sshd_dir/known_hosts"
+cd "$E2E_DIR"
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  local limit="$1" what="$2" _
+  shift 2
+  for _ in $(seq 1 $((limit * 20))); do
+    if "$@"; then return 0; fi
+    sleep 0.05
+  done
+  fail "$what did not happen within ${limit}s"
+}
+
+# sshd killed while a command runs: a clear error, then a new connection for the next run.
+spec midexec.yml <<YAML
+version: 1
+name: midexec
+jobs:
+  job:
+    host: vm
+    steps:
+      - exec: { cmd: "touch $remote/started && exec sleep 60" }
+YAML
+expect_exit 0 "$ODDC" run midexec.yml --detach
+run="$OUT"
+wait_for 30 "the remote command's start" test -e "$remote/started"
+"$SSHD" kill "$sshd_dir"
+wait_state "$run" failed 60
+OUT=$(cat "$E2E_DIR/state/runs/$run/jobs/job/summary.json")
+error=$(json "d['error']")
+check "the error names the host" grep -q "vm ($ODD_SSHD_ADDR:$ODD_SSHD_PORT)" <<<"$error"
+check "and says the connection was lost" grep -q "connection lost" <<<"$error"
+
+"$SSHD" restart "$sshd_dir" >/dev/null
+spec next.yml <<YAML
+version: 1
+name: next
+jobs:
+  job:
+    host: vm
+    steps:
+      - exec: { cmd: "echo recovered" }
+YAML
+expect_exit 0 "$ODDC" run next.yml --json
+expect_eq "$(json "d['jobs'][0]['state']")" succeeded "the next run on the host after sshd came back"
+
+# sshd killed during an upload: the retry uploads it whole and the temporary file is gone.
+truncate -s 1G big.bin
+spec upload.yml <<YAML
+version: 1
+name: upload
+jobs:
+  job:
+    host: vm
+    retries: 1
+    backoff: 1s
+    steps:
+      - upload: { src: ./big.bin, dest: "$remote/up/big.bin" }
+YAML
+expect_exit 0 "$ODDC" run upload.yml --detach
+run="$OUT"
+growing() { [ -n "$(find "$remote/up" -name '.big.bin.odd-tmp-*' -size +2M 2>/dev/null)" ]; }
+wait_for 60 "the upload's start" growing
+"$SSHD" kill "$sshd_dir"
+"$SSHD" restart "$sshd_dir" >/dev/null
+wait_state "$run" succeeded 120
+OUT=$(cat "$E2E_DIR/state/runs/$run/jobs/job/summary.json")
+expect_eq "$(json "d['attempts']")" 2 "attempts of the upload cut off once"
+expect_eq "$(ls -A "$remote/up")" big.bin "the files on the host after the retried upload"
+expect_eq "$(stat -c %s "$remote/up/big.bin")" $((1 << 30)) "the uploaded file's size"
