@@ -512,6 +512,12 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
     elif ran("p8", "oddd"):
         print(f"  {'oddd upload / download steps':<42}{'failed':>8}")
     row("paramiko", f"paramiko ({paramiko_mib} MiB file)")
+    for d in ("put", "get"):
+        results = [r for r in load_all("p8", f"odd-{d}") if "cpu_s" in r]
+        if results:
+            best = max(results, key=lambda r: r["mb_per_s"])
+            print(f"  (sshx {d}, best round: {best['cpu_s']:.2f} s of CPU in {best['wall_s']:.2f} s, "
+                  f"{100 * best['cpu_s'] / best['wall_s']:.0f}% of one core)")
     size = int(p8_mib) << 20
     for peer, title in (("oddd", "P8 oddd steps"), ("odd", "sshx alone")):
         for d in ("put", "get"):

@@ -20,6 +20,7 @@
 // --known-hosts override single fields.
 
 #include <libssh2.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -57,6 +58,16 @@ constexpr std::chrono::seconds kAcquireTimeout{60};
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// User and system CPU time of this process so far, in seconds.
+double cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 [[noreturn]] void fail(const Status& status) {
@@ -325,12 +336,14 @@ int bench_transfer(const Args& args, bool put) {
   auto pool = odd::sshx::Pool::create(io.get_executor(), connection(args), {});
   odd::sshx::TransferStats stats;
   double wall_s = 0;
+  double cpu_s = 0;
   nlohmann::json negotiated;
   run(io, [&]() -> asio::awaitable<void> {
     auto lease = co_await pool->acquire(Clock::now() + kAcquireTimeout);
     if (!lease) fail(lease.error());
     negotiated = methods(*lease->session());
     const auto start = Clock::now();
+    const double cpu_start = cpu_seconds();
     if (put) {
       auto sent = co_await odd::sshx::upload(lease->session(), args.positional[0],
                                              args.positional[1], std::nullopt, transfer);
@@ -345,12 +358,14 @@ int bench_transfer(const Args& args, bool put) {
       stats = *got;
     }
     wall_s = ms_since(start) / 1000;
+    cpu_s = cpu_seconds() - cpu_start;
     pool->close();
   });
   const double bytes = static_cast<double>(stats.bytes);
   nlohmann::json out = {{"bench", put ? "put" : "get"},          {"bytes", stats.bytes},
                         {"buffer_bytes", transfer.buffer_bytes}, {"wall_s", wall_s},
-                        {"mb_per_s", bytes / 1e6 / wall_s},      {"methods", negotiated}};
+                        {"cpu_s", cpu_s},                        {"mb_per_s", bytes / 1e6 / wall_s},
+                        {"methods", negotiated}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
