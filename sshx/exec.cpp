@@ -127,7 +127,10 @@ std::string wrapper(const ExecRequest& request, const std::vector<std::string>& 
   for (const std::string& key : exported) {
     script += "export " + key + "=" + shell_quote(request.env.at(key)) + "; ";
   }
-  script += "exec /bin/sh -c " + shell_quote(request.command);
+  // The command runs in /bin/sh: in the user's shell itself when that is /bin/sh (sshd starts it
+  // under its base name, "sh"), which saves starting a second shell; through exec otherwise.
+  script += "[ \"$0\" = sh ] || exec /bin/sh -c " + shell_quote(request.command) + "\n";
+  script += request.command;
   return script;
 }
 

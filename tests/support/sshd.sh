@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops a private OpenSSH sshd for tests and benchmarks (DESIGN §12): its own config,
 # host key, user keys and known_hosts files in DIR, a test user `oddtest` whose shell is /bin/sh
-# (no start-up files), on loopback or, with --netns, inside a network namespace of its own so the
+# (no start-up files) and a second, `oddtest-bash`, whose shell is /bin/bash (same keys), on
+# loopback or, with --netns, inside a network namespace of its own so the
 # "tester VM" has its own address.
 #
 # Usage:
@@ -25,6 +26,7 @@
 set -euo pipefail
 
 readonly kUser=oddtest
+readonly kBashUser=oddtest-bash
 readonly kStartTimeout=20 # seconds until the port must accept connections
 
 die() {
@@ -51,16 +53,17 @@ free_subnet() {
   die "no free 10.231.X.0/30 subnet"
 }
 
-ensure_user() {
-  if ! id "$kUser" >/dev/null 2>&1; then
-    useradd --create-home --shell /bin/sh "$kUser" 2>/dev/null || id "$kUser" >/dev/null 2>&1 ||
-      die "cannot create user $kUser"
+ensure_user() { # NAME SHELL
+  local user="$1" shell="$2"
+  if ! id "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell "$shell" "$user" 2>/dev/null || id "$user" >/dev/null 2>&1 ||
+      die "cannot create user $user"
   fi
-  if getent group docker >/dev/null && ! id -nG "$kUser" | grep -qw docker; then
-    usermod -aG docker "$kUser"
+  if getent group docker >/dev/null && ! id -nG "$user" | grep -qw docker; then
+    usermod -aG docker "$user"
   fi
   # sshd refuses a user whose password field is locked ("!") when UsePAM is off.
-  usermod -p '*' "$kUser"
+  usermod -p '*' "$user"
 }
 
 keygen() { ssh-keygen -q -C "odd-test" "$@" </dev/null; }
@@ -71,7 +74,8 @@ cmd_start() {
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd -P)"
   chmod 755 "$dir"
-  ensure_user
+  ensure_user "$kUser" /bin/sh
+  ensure_user "$kBashUser" /bin/bash
   mkdir -p /run/sshd
 
   keygen -t ed25519 -N '' -f "$dir/host_ed25519"
@@ -124,7 +128,7 @@ cmd_start() {
     echo "PasswordAuthentication no"
     echo "KbdInteractiveAuthentication no"
     echo "UsePAM no"
-    echo "AllowUsers $kUser"
+    echo "AllowUsers $kUser $kBashUser"
     echo "MaxSessions 10"
     echo "MaxStartups 100"
     echo "PubkeyAcceptedAlgorithms +ssh-rsa"

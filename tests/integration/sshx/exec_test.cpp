@@ -3,6 +3,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <vector>
 
@@ -106,6 +107,47 @@ TEST_CASE("a command killed by a signal reports the signal") {
     CHECK(ran->exit_signal == "TERM");
     CHECK(ran->exit_code == 128 + 15);
   }());
+}
+
+TEST_CASE("a command runs in /bin/sh, with its exit code, signal and kill, whatever the login shell") {
+  // oddtest's login shell is /bin/sh (the command runs in it), oddtest-bash's is bash (the
+  // command runs in a /bin/sh it execs).
+  for (const char* user : {"oddtest", "oddtest-bash"}) {
+    CAPTURE(user);
+    run_io([user]() -> asio::awaitable<void> {
+      sshx::SessionOptions options = sshd_options();
+      options.user = user;
+      auto session = co_await connect_ok(options);
+      Captured c;
+      ExecRequest request = command(
+          "printf '%s %s ' \"${BASH_VERSION:-no-bash}\" \"$ODD_VIA\"; readlink /proc/$$/exe; "
+          "exit 4");
+      request.env["ODD_VIA"] = "env-request";
+      auto ran = co_await sshx::exec(session, std::move(request), c.sink());
+      ODD_REQUIRE_OK(ran);
+      CHECK(ran->exit_code == 4);
+      const std::string sh = std::filesystem::canonical("/bin/sh").string();
+      CHECK(c.out == "no-bash env-request " + sh + "\n");
+      CHECK(c.err == "");
+
+      auto signalled = co_await sshx::exec(session, command("kill -TERM $$; sleep 5"), nullptr);
+      ODD_REQUIRE_OK(signalled);
+      CHECK(signalled->exit_signal == "TERM");
+
+      Captured child;
+      auto timed_out = co_await sshx::exec(
+          session, command("sleep 60 & echo $!; wait", Millis(1500)), child.sink());
+      REQUIRE_FALSE(timed_out.has_value());
+      ODD_CHECK_CODE(timed_out.error(), Code::kDeadlineExceeded);
+      REQUIRE_FALSE(child.out.empty());
+      const std::string pid = child.out.substr(0, child.out.find('\n'));
+      auto state = co_await sshx::exec_capture(
+          session, "grep -qs '^State:[^Z]*$' /proc/" + pid + "/status && echo alive || echo gone",
+          Millis(10'000));
+      ODD_REQUIRE_OK(state);
+      CHECK(*state == "gone\n");
+    }());
+  }
 }
 
 TEST_CASE("a command past its timeout is killed with its process group") {
