@@ -422,17 +422,34 @@ asio::awaitable<void> RunManager::reconcile() {
     }
     spdlog::warn("run {}: failed: {}", id, *record->error);
   }
-  ContainerEngine* engine = env_.engine_for("local");
-  if (engine == nullptr) co_return;
-  auto leftovers = co_await engine->containers_with_label("odd.daemon", env_.instance_id);
+  if (ContainerEngine* local = env_.engine_for("local"); local != nullptr) {
+    co_await remove_leftovers(*local, "local");
+  }
+  if (options_.hosts == nullptr) co_return;
+  for (const std::string& name : options_.hosts->names()) {
+    // Held: a reload may drop the host from the registry meanwhile.
+    std::shared_ptr<RemoteHost> host = options_.hosts->find(name);
+    if (host == nullptr || host->container_engine() == nullptr) continue;
+    co_await remove_leftovers(*host->container_engine(), "host " + name);
+  }
+}
+
+asio::awaitable<void> RunManager::remove_leftovers(ContainerEngine& engine, std::string where) {
+  auto leftovers = co_await engine.containers_with_label("odd.daemon", env_.instance_id);
   if (!leftovers) {
-    spdlog::warn("looking for containers left behind: {}", leftovers.error().message());
+    spdlog::warn("looking for containers left behind on {}: {}", where,
+                 leftovers.error().message());
     co_return;
   }
   for (const std::string& name : *leftovers) {
-    spdlog::info("removing container {} left behind by an earlier daemon", name);
-    const Status removed = co_await engine->stop_and_remove(name, env_.stop_grace);
-    if (!removed.ok()) spdlog::warn("removing {}: {}", name, removed.message());
+    // A run submitted since start-up may already have containers (named odd-<run-id>-...).
+    const bool claimed = std::any_of(active_.begin(), active_.end(), [&name](const auto& entry) {
+      return name.rfind("odd-" + entry.first + "-", 0) == 0;
+    });
+    if (claimed) continue;
+    spdlog::info("removing container {} on {}, left behind by an earlier daemon", name, where);
+    const Status removed = co_await engine.stop_and_remove(name, env_.stop_grace);
+    if (!removed.ok()) spdlog::warn("removing {} on {}: {}", name, where, removed.message());
   }
 }
 

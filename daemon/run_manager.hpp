@@ -44,7 +44,8 @@ class RunManager final : public ControlService {
   ~RunManager() override;
 
   // At start: runs an earlier daemon left unfinished are failed with the reason, and containers
-  // labelled with this daemon's instance id that no active run claims are removed.
+  // labelled with this daemon's instance id that no active run claims are removed, from the local
+  // dockerd and then from each remote host with `docker: true`.
   asio::awaitable<void> reconcile();
   // Cancels every run ("daemon stopping") and waits, at most shutdown_grace, for their cleanup.
   asio::awaitable<void> shutdown();
@@ -73,6 +74,8 @@ class RunManager final : public ControlService {
   class LiveEventCursor;
 
   Result<RunPlan> plan(const proto::SubmitRequest& request, std::string run_id) const;
+  // Removes the containers an earlier daemon with this instance id left on `engine` (`where`).
+  asio::awaitable<void> remove_leftovers(ContainerEngine& engine, std::string where);
   asio::awaitable<void> drive(std::shared_ptr<ActiveRun> run);
   std::shared_ptr<ActiveRun> find_active(const std::string& run_id) const;
 

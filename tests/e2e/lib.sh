@@ -72,13 +72,14 @@ expect_exit() {
   fi
 }
 
-# start_oddd [EXTRA CONFIG LINES]: starts oddd on a private socket and state dir.
+# start_oddd [EXTRA CONFIG LINES]: starts oddd on a private socket and state dir; its local
+# dockerd is $E2E_LOCAL_DOCKER_HOST if set, else the test dockerd.
 start_oddd() {
   mkdir -p "$E2E_DIR/state"
   cat >"$E2E_DIR/oddd.yaml" <<YAML
 socket: $ODD_SOCKET
 state_dir: $E2E_DIR/state
-docker_host: $ODD_TEST_DOCKER_HOST
+docker_host: ${E2E_LOCAL_DOCKER_HOST:-$ODD_TEST_DOCKER_HOST}
 default_network: none
 stop_grace: 2s
 shutdown_grace: 20s

@@ -3,23 +3,28 @@
 # a private sshd on loopback that the test kills and restarts (tests/support/sshd.sh): the step
 # fails with an error naming the host and the lost connection, and the next run on the host gets a
 # new connection; an upload cut off the same way is retried, and the hidden temporary file the
-# dead connection left on the host is removed.
+# dead connection left on the host is removed. Then oddd itself is killed while a container runs
+# on the host's dockerd (the test dockerd, reached through the host; oddd's own local dockerd is
+# unreachable): the restarted oddd removes the container through the host.
 source "$(dirname "$0")/lib.sh"
 SSHD="$E2E_SRC/tests/support/sshd.sh"
 sshd_dir="$(mktemp -d /tmp/odd-es.XXXXXX)"
 E2E_ON_EXIT+=("'$SSHD' stop '$sshd_dir' >/dev/null 2>&1; rm -rf '$sshd_dir'")
-"$SSHD" start "$sshd_dir" >/dev/null
+ODD_SSHD_DOCKER_HOST="$ODD_TEST_DOCKER_HOST" "$SSHD" start "$sshd_dir" >/dev/null
 # shellcheck disable=SC1091
 source "$sshd_dir/env"
 remote="$sshd_dir/remote"
 
-start_oddd "hosts:
+E2E_LOCAL_DOCKER_HOST="unix://$E2E_DIR/no-dockerd.sock"
+hosts="hosts:
   vm:
     address: $ODD_SSHD_ADDR
     port: $ODD_SSHD_PORT
     user: $ODD_SSHD_USER
     identity: $sshd_dir/id_ed25519
-    known_hosts: $sshd_dir/known_hosts"
+    known_hosts: $sshd_dir/known_hosts
+    docker: true"
+start_oddd "$hosts"
 cd "$E2E_DIR"
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
@@ -90,3 +95,27 @@ OUT=$(cat "$E2E_DIR/state/runs/$run/jobs/job/summary.json")
 expect_eq "$(json "d['attempts']")" 2 "attempts of the upload cut off once"
 expect_eq "$(ls -A "$remote/up")" big.bin "the files on the host after the retried upload"
 expect_eq "$(stat -c %s "$remote/up/big.bin")" $((1 << 30)) "the uploaded file's size"
+
+# oddd killed while a container runs on the host: the next oddd removes it through the host.
+spec sleepy.yml <<YAML
+version: 1
+name: sleepy
+jobs:
+  job:
+    host: vm
+    steps: [ { run: { image: $ODD_TEST_IMAGE, cmd: ["sleep", "60"] } } ]
+YAML
+expect_exit 0 "$ODDC" run sleepy.yml --detach
+run="$OUT"
+has_containers() { [ -n "$(odd_containers)" ]; }
+no_containers() { [ -z "$(odd_containers)" ]; }
+wait_job_running "$run"
+wait_for 30 "the container's start on the host" has_containers
+kill -KILL "$ODDD_PID"
+wait "$ODDD_PID" 2>/dev/null || true
+ODDD_PID=""
+check "the container outlived the daemon" has_containers
+start_oddd "$hosts"
+wait_state "$run" failed 30
+wait_for 60 "the removal of the container left on the host" no_containers
+check "the removal went through the host" grep -q "on host vm, left behind" "$E2E_DIR/oddd.log"
