@@ -362,9 +362,12 @@ int bench_transfer(const Args& args, bool put) {
     pool->close();
   });
   const double bytes = static_cast<double>(stats.bytes);
-  nlohmann::json out = {{"bench", put ? "put" : "get"},          {"bytes", stats.bytes},
-                        {"buffer_bytes", transfer.buffer_bytes}, {"wall_s", wall_s},
-                        {"cpu_s", cpu_s},                        {"mb_per_s", bytes / 1e6 / wall_s},
+  nlohmann::json out = {{"bench", put ? "put" : "get"},
+                        {"bytes", stats.bytes},
+                        {"buffer_bytes", transfer.buffer_bytes},
+                        {"wall_s", wall_s},
+                        {"cpu_s", cpu_s},
+                        {"mb_per_s", bytes / 1e6 / wall_s},
                         {"methods", negotiated}};
   std::printf("%s\n", out.dump().c_str());
   return 0;

@@ -15,7 +15,7 @@ ODD_SSHD_DOCKER_HOST="$ODD_TEST_DOCKER_HOST" "$SSHD" start "$sshd_dir" >/dev/nul
 source "$sshd_dir/env"
 remote="$sshd_dir/remote"
 
-E2E_LOCAL_DOCKER_HOST="unix://$E2E_DIR/no-dockerd.sock"
+export E2E_LOCAL_DOCKER_HOST="unix://$E2E_DIR/no-dockerd.sock"
 hosts="hosts:
   vm:
     address: $ODD_SSHD_ADDR

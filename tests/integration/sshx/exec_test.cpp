@@ -109,7 +109,8 @@ TEST_CASE("a command killed by a signal reports the signal") {
   }());
 }
 
-TEST_CASE("a command runs in /bin/sh, with its exit code, signal and kill, whatever the login shell") {
+TEST_CASE(
+    "a command runs in /bin/sh, with its exit code, signal and kill, whatever the login shell") {
   // oddtest's login shell is /bin/sh (the command runs in it), oddtest-bash's is bash (the
   // command runs in a /bin/sh it execs).
   for (const char* user : {"oddtest", "oddtest-bash"}) {
