@@ -324,6 +324,7 @@ YAML
   run_peer p8 paramiko-get "$python" "$paramiko_peer" --dir "$h1" get "$p8_remote.paramiko" \
     "$work/got.paramiko"
   rm -f "$p8_remote.paramiko" "$work/got.paramiko" "$work/p8-small.bin" "$p8_file"
+  run_peer p8 cipher "$odd" cipher
 fi
 
 # --- fan-out ----------------------------------------------------------------------------------
@@ -518,6 +519,12 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
             best = max(results, key=lambda r: r["mb_per_s"])
             print(f"  (sshx {d}, best round: {best['cpu_s']:.2f} s of CPU in {best['wall_s']:.2f} s, "
                   f"{100 * best['cpu_s'] / best['wall_s']:.0f}% of one core)")
+    cipher = load_all("p8", "cipher")
+    if cipher:
+        c = cipher[0]
+        print(f"  (AES-128-CTR in this process: {c['mb_per_s_16']:.0f} MB/s fed 16 bytes per "
+              f"EVP_Cipher call, as libssh2 1.10 decrypts, {c['mb_per_s_32k']:.0f} MB/s fed "
+              f"32 KiB per call)")
     size = int(p8_mib) << 20
     for peer, title in (("oddd", "P8 oddd steps"), ("odd", "sshx alone")):
         for d in ("put", "get"):
