@@ -137,6 +137,8 @@ struct SessionAccess {
   static ssize_t recv(libssh2_socket_t fd, void* buffer, size_t length, int flags,
                       void** abstract) {
     auto* self = static_cast<Session*>(*abstract);
+    // A broken session's last calls (the ones that free SFTP handles) must fail, not wait.
+    if (self->broken_) return -ECONNRESET;
     // After close() the descriptor number may already belong to another socket.
     if (!self->driver_->socket.is_open()) return -EBADF;
     const ssize_t n = ::recv(fd, buffer, length, flags);
@@ -147,8 +149,12 @@ struct SessionAccess {
   }
   static ssize_t send(libssh2_socket_t fd, const void* buffer, size_t length, int flags,
                       void** abstract) {
+    auto* self = static_cast<Session*>(*abstract);
+    // Nothing reaches a broken session's peer; swallowed, the bytes let libssh2 go on to the
+    // read that fails and frees what the call holds (it keeps it when the send fails).
+    if (self->broken_) return static_cast<ssize_t>(length);
     const ssize_t n = ::send(fd, buffer, length, flags | MSG_NOSIGNAL);
-    if (n < 0) return failed(static_cast<Session*>(*abstract), errno);
+    if (n < 0) return failed(self, errno);
     return n;
   }
   // A transport error breaks the session at once, whichever libssh2 call met it: its error code

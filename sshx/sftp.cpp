@@ -171,7 +171,14 @@ class Sftp {
     co_return *handle;
   }
 
+  // Closes and frees `handle`. On a broken session the handle is still freed (libssh2 frees it
+  // with its queued requests once the close fails on the dead connection) and the session's
+  // failure is returned.
   asio::awaitable<Status> close(LIBSSH2_SFTP_HANDLE* handle, const std::string& path) {
+    if (!session_->usable()) {
+      libssh2_sftp_close_handle(handle);
+      co_return session_->failure();
+    }
     auto rc =
         co_await session_->call([handle] { return libssh2_sftp_close_handle(handle); }, deadline_);
     if (!rc) co_return rc.error();
@@ -344,7 +351,10 @@ asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsign
     if (!status.ok()) break;
     stats.bytes += *got;
   }
-  if (!sftp.session().usable()) co_return status.ok() ? sftp.session().failure() : status;
+  if (!sftp.session().usable()) {
+    Status closed = co_await sftp.close(h, temp);
+    co_return status.ok() ? closed : status;
+  }
   if (status.code() == Code::kCancelled) co_await asio::this_coro::reset_cancellation_state();
   if (status.ok()) {
     LIBSSH2_SFTP_ATTRIBUTES attrs{};
@@ -582,11 +592,9 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
     }
     stats.bytes += n;
   }
-  if (sftp.session().usable()) {
+  {
     Status closed = co_await sftp.close(h, remote);
     if (status.ok()) status = closed;
-  } else if (status.ok()) {
-    status = sftp.session().failure();
   }
   if (status.ok() && ::fchmod(out.fd, mode & 0777) != 0) status = local_error(errno, "chmod", temp);
   if (status.ok() && ::rename(temp.c_str(), local.c_str()) != 0) {
@@ -639,7 +647,7 @@ asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
     }
     entries.push_back({std::move(entry), attrs.permissions});
   }
-  if (sftp.session().usable()) {
+  {
     Status closed = co_await sftp.close(h, remote);
     if (status.ok()) status = closed;
   }
