@@ -169,6 +169,7 @@ asio::awaitable<Result<Lease>> Pool::acquire(Deadline deadline) {
   const std::string who = describe_host(session_);
   for (;;) {
     if (m.closed) co_return unavailable(who + ": the host was removed from the configuration");
+    for (Impl::Entry& e : m.entries) e.session->check_connection();
     m.drop_broken();
     if (Impl::Entry* entry = m.free_slot()) {
       ++entry->leases;

@@ -549,6 +549,23 @@ asio::awaitable<Status> Session::authenticate(Deadline deadline) {
                               ") for user " + user);
 }
 
+bool Session::check_connection() {
+  if (!usable() || !driver_->socket.is_open()) return usable();
+  const int fd = driver_->socket.native_handle();
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return true;
+  if ((p.revents & POLLERR) != 0) {
+    int error = 0;
+    socklen_t length = sizeof(error);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    lose_connection(error != 0 ? std::strerror(error) : "socket error");
+  } else if ((p.revents & (POLLHUP | POLLRDHUP)) != 0) {
+    // An SSH server never half-closes: once it stopped sending, no answer can come.
+    lose_connection("closed by the server");
+  }
+  return usable();
+}
+
 bool Session::input_pending() const {
   if (!driver_->socket.is_open()) return false;
   pollfd p{driver_->socket.native_handle(), POLLIN, 0};

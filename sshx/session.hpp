@@ -67,6 +67,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // False once the session broke (transport error, keepalive found the peer dead, a call timed
   // out or was cancelled mid-call) or was closed.
   bool usable() const { return !broken_ && session_ != nullptr; }
+  // Breaks the session if its peer closed or reset the connection while nobody used it (the
+  // socket reports hang-up or an error, without a read); returns usable(). Pools call it before
+  // handing out a session.
+  bool check_connection();
   // The first error that broke the session, with the host named; ok while usable.
   const Status& failure() const { return failure_; }
   // Marks the session broken with `why` (first reason wins) and wakes every parked caller.

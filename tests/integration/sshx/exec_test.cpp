@@ -4,6 +4,7 @@
 #include <boost/asio/write.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <vector>
 
@@ -408,6 +409,18 @@ TEST_CASE("a pool whose host refuses connections reports failing with the error"
   }());
 }
 
+// Whether any of `pids` still runs (a zombie counts as gone).
+bool any_running(const std::vector<std::string>& pids) {
+  for (const std::string& pid : pids) {
+    std::ifstream status("/proc/" + pid + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("State:", 0) == 0 && line.find('Z') == std::string::npos) return true;
+    }
+  }
+  return false;
+}
+
 // Runs `echo $PPID; sleep 30` on a session of `pool` and calls `fault` with the sshd processes of
 // that connection once they are known; returns how the exec ended.
 asio::awaitable<Result<sshx::ExecResult>> exec_with_fault(
@@ -449,6 +462,35 @@ TEST_CASE("sshd killed mid-exec gives a clear error, and the pool's next lease w
     ODD_REQUIRE_OK(again);
     CHECK(again->exit_code == 0);
     CHECK(pool->state().sessions == 1);
+  }());
+}
+
+TEST_CASE("an idle pooled session whose connection was killed is replaced, not handed out") {
+  run_io([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    auto pool = sshx::Pool::create(executor, sshd_options(), sshx::PoolOptions{});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::shared_ptr<Session> first;
+    {
+      auto lease = co_await pool->acquire(deadline);
+      ODD_REQUIRE_OK(lease);
+      first = lease->session();
+      auto pid = co_await sshx::exec_capture(first, "echo $PPID", Millis(10'000));
+      ODD_REQUIRE_OK(pid);
+      const std::vector<std::string> pids = connection_processes(pid->substr(0, pid->find('\n')));
+      signal_processes(pids, "KILL");
+      for (int i = 0; i < 200 && any_running(pids); ++i) co_await sleep_for(Millis(10));
+      co_await sleep_for(Millis(50));  // the kernel's FIN or RST reaches our socket
+    }
+    CHECK(first->usable());  // nothing has read from it since
+    auto next = co_await pool->acquire(deadline);
+    ODD_REQUIRE_OK(next);
+    CHECK(next->session() != first);
+    CHECK_FALSE(first->usable());
+    CHECK(first->failure().message().find("connection lost") != std::string::npos);
+    auto ran = co_await sshx::exec(next->session(), command("echo back"), nullptr);
+    ODD_REQUIRE_OK(ran);
+    CHECK(ran->exit_code == 0);
   }());
 }
 
