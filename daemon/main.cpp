@@ -30,6 +30,7 @@
 #include "daemon/ssh_host.hpp"
 #include "engine/docker_client.hpp"
 #include "engine/image_builder.hpp"
+#include "sshx/ctr_provider.hpp"
 
 namespace {
 
@@ -165,6 +166,10 @@ int serve(const DaemonConfig& config, const ConfigOverrides& overrides,
 
   if (!config.allowed_roots) {
     spdlog::warn("allowed_roots is not set: bind mounts and build contexts may use any path");
+  }
+  if (const std::string why = sshx::install_ctr_provider(); !why.empty()) {
+    spdlog::warn("SSH uses OpenSSL's AES-128-CTR 16 bytes per call, which slows transfers: {}",
+                 why);
   }
   spdlog::info("oddd {} listening on {} (state {}, docker {}, config {})", kVersion,
                config.socket.string(), config.state_dir.string(), config.docker_host, config_path);

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <vector>
 
+#include "sshx/ctr_provider.hpp"
 #include "sshx/keys.hpp"
 
 namespace odd::sshx {
@@ -37,7 +38,11 @@ constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
 void init_libssh2_once() {
   static std::once_flag once;
-  std::call_once(once, [] { libssh2_init(0); });
+  std::call_once(once, [] {
+    // Without it transfers are slower but correct; oddd reports why at start.
+    install_ctr_provider();
+    libssh2_init(0);
+  });
 }
 
 std::string base64(const unsigned char* data, std::size_t size) {
