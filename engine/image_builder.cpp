@@ -13,19 +13,12 @@
 #include <set>
 #include <sstream>
 
+#include "common/on_executor.hpp"
 #include "engine/build_context.hpp"
 
 namespace odd::engine {
 
 namespace {
-
-// Runs blocking `fn` on `executor`; the caller resumes on its own executor with the result.
-template <class Fn>
-auto on_executor(asio::any_io_executor executor, Fn fn) -> asio::awaitable<decltype(fn())> {
-  using T = decltype(fn());
-  co_return co_await asio::co_spawn(
-      executor, [&fn]() -> asio::awaitable<T> { co_return fn(); }, asio::use_awaitable);
-}
 
 std::string lower(std::string_view text) {
   std::string out(text);

@@ -8,6 +8,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
@@ -17,9 +18,12 @@
 #include <utility>
 #include <vector>
 
+#include "common/on_executor.hpp"
 #include "sshx/exec.hpp"
 
 namespace odd::sshx {
+
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -553,9 +557,39 @@ Status make_local_dirs(const fs::path& root, const fs::path& relative) {
   return ok_status();
 }
 
+// How a transfer moves its bytes: per libssh2 call, and where local disk I/O runs (empty: inline).
+struct Buffers {
+  std::size_t bytes;
+  asio::any_io_executor blocking;
+};
+
+Status write_all(int fd, const char* data, std::size_t size, const fs::path& path) {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t w = ::write(fd, data + done, size - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return local_error(errno, "writing", path);
+    done += static_cast<std::size_t>(w);
+  }
+  return ok_status();
+}
+
+asio::awaitable<Status> read_chunk(Sftp& sftp, LIBSSH2_SFTP_HANDLE* h, const std::string& remote,
+                                   std::vector<char>& buffer, std::size_t& got) {
+  char* data = buffer.data();
+  const std::size_t size = buffer.size();
+  auto n = co_await sftp.session().call([&] { return libssh2_sftp_read(h, data, size); },
+                                        sftp.deadline());
+  if (!n) co_return n.error();
+  if (*n < 0) co_return sftp.error("reading", remote);
+  got = static_cast<std::size_t>(*n);
+  co_return ok_status();
+}
+
+// With a blocking executor, each chunk is written there while the next one is read, so the
+// disk's share of the work leaves the I/O thread and overlaps the decryption.
 asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, const fs::path& local,
-                                      unsigned mode, TransferStats& stats,
-                                      std::size_t buffer_bytes) {
+                                      unsigned mode, TransferStats& stats, const Buffers& io) {
   auto handle = co_await sftp.open(remote, LIBSSH2_FXF_READ, 0, LIBSSH2_SFTP_OPENFILE);
   if (!handle) co_return handle.error();
   LIBSSH2_SFTP_HANDLE* h = *handle;
@@ -564,34 +598,34 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
   LocalFile out{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
   Status status;
   if (out.fd < 0) status = local_error(errno, "creating", temp);
-  std::vector<char> buffer(buffer_bytes);
+  std::vector<char> buffer(io.bytes);
+  std::vector<char> writing(io.blocking ? io.bytes : 0);
+  std::size_t pending = 0;  // bytes at the start of `writing` still to be written
+  const auto write_pending = [&] { return write_all(out.fd, writing.data(), pending, temp); };
   while (status.ok()) {
-    char* data = buffer.data();
-    const std::size_t size = buffer.size();
-    auto got = co_await sftp.session().call([&] { return libssh2_sftp_read(h, data, size); },
-                                            sftp.deadline());
-    if (!got) {
-      status = got.error();
-      break;
+    std::size_t got = 0;
+    auto read = read_chunk(sftp, h, remote, buffer, got);
+    Status read_status;
+    if (pending > 0) {
+      auto write = on_executor(io.blocking, write_pending);
+      auto [r, w] = co_await (std::move(read) && std::move(write));
+      read_status = std::move(r);
+      status = std::move(w);
+      pending = 0;
+    } else {
+      read_status = co_await std::move(read);
     }
-    if (*got < 0) {
-      status = sftp.error("reading", remote);
-      break;
+    if (status.ok()) status = std::move(read_status);
+    if (!status.ok() || got == 0) break;
+    stats.bytes += got;
+    if (io.blocking) {
+      std::swap(buffer, writing);
+      pending = got;
+    } else {
+      status = write_all(out.fd, buffer.data(), got, temp);
     }
-    if (*got == 0) break;
-    std::size_t done = 0;
-    const auto n = static_cast<std::size_t>(*got);
-    while (done < n) {
-      const ssize_t w = ::write(out.fd, data + done, n - done);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        status = local_error(errno, "writing", temp);
-        break;
-      }
-      done += static_cast<std::size_t>(w);
-    }
-    stats.bytes += n;
   }
+  if (status.ok() && pending > 0) status = co_await on_executor(io.blocking, write_pending);
   {
     Status closed = co_await sftp.close(h, remote);
     if (status.ok()) status = closed;
@@ -609,8 +643,7 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
 // read-only directory can still be filled).
 asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
                                       const fs::path& local_root, const fs::path& relative,
-                                      unsigned mode, TransferStats& stats,
-                                      std::size_t buffer_bytes) {
+                                      unsigned mode, TransferStats& stats, const Buffers& io) {
   if (Status made = make_local_dirs(local_root, relative); !made.ok()) co_return made;
   ++stats.directories;
   auto handle = co_await sftp.open(remote, 0, 0, LIBSSH2_SFTP_OPENDIR);
@@ -658,10 +691,10 @@ asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
     const fs::path child_local = local_root / child_relative;
     if (LIBSSH2_SFTP_S_ISDIR(e.permissions)) {
       status = co_await download_tree(sftp, child, local_root, child_relative,
-                                      static_cast<unsigned>(e.permissions), stats, buffer_bytes);
+                                      static_cast<unsigned>(e.permissions), stats, io);
     } else if (LIBSSH2_SFTP_S_ISREG(e.permissions)) {
       status = co_await download_file(sftp, child, child_local,
-                                      static_cast<unsigned>(e.permissions), stats, buffer_bytes);
+                                      static_cast<unsigned>(e.permissions), stats, io);
     }
     if (!status.ok()) co_return status;
   }
@@ -726,14 +759,14 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
     co_await sftp.stop();
     co_return top.error();
   }
-  const std::size_t buffer_bytes = std::max<std::size_t>(options.buffer_bytes, 4096);
+  const Buffers io{std::max<std::size_t>(options.buffer_bytes, 4096), options.blocking};
   TransferStats stats;
   fs::path relative = fs::path(dest).lexically_normal();
   if (relative == ".") relative.clear();
   Status status;
   if (LIBSSH2_SFTP_S_ISDIR(top->permissions)) {
     status = co_await download_tree(sftp, remote, local_root, relative,
-                                    static_cast<unsigned>(top->permissions), stats, buffer_bytes);
+                                    static_cast<unsigned>(top->permissions), stats, io);
   } else if (LIBSSH2_SFTP_S_ISREG(top->permissions)) {
     if (relative.empty()) {
       status =
@@ -751,7 +784,7 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
     if (status.ok()) {
       const fs::path target = local_root / relative;
       status = co_await download_file(sftp, remote, target, static_cast<unsigned>(top->permissions),
-                                      stats, buffer_bytes);
+                                      stats, io);
     }
   } else {
     status = invalid_argument(session->describe() + ": " + remote +

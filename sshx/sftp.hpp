@@ -4,6 +4,7 @@
 // (written to a temporary name, then moved over the target), and downloads confined to their
 // destination directory. Use from the session's strand.
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -25,6 +26,9 @@ struct TransferOptions {
   // Called with each temporary file a failed upload could not remove because its session
   // broke; remove_files() on a later session clears them.
   std::function<void(std::string)> left_behind;
+  // Where downloads write local files, so the disk does not hold up the session's thread;
+  // empty: on the caller's thread.
+  asio::any_io_executor blocking;
 };
 
 struct TransferStats {

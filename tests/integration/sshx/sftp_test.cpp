@@ -8,6 +8,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -79,11 +80,24 @@ TEST_CASE("a tree uploads and downloads with its contents and modes, as OpenSSH'
     ODD_REQUIRE_OK(got);
     CHECK(got->files == 5);
     CHECK(got->bytes == sent->bytes);
+    // Again with the writes on another thread, in many small chunks.
+    asio::thread_pool blocking(1);
+    sshx::TransferOptions options;
+    options.blocking = blocking.get_executor();
+    options.buffer_bytes = 4096;
+    auto again =
+        co_await sshx::download(session, dir + "/tree", local.path() / "back", "again", options);
+    ODD_REQUIRE_OK(again);
+    CHECK(again->bytes == sent->bytes);
     const std::string listing = co_await remote(session, "ls -A " + dir + "/tree/a");
     CHECK(listing.find("odd-tmp") == std::string::npos);
   }());
   const fs::path back = local.path() / "back" / "copy";
   CHECK(run("diff -r " + (local.path() / "src").string() + " " + back.string()) == 0);
+  const fs::path again = local.path() / "back" / "again";
+  CHECK(run("diff -r " + (local.path() / "src").string() + " " + again.string()) == 0);
+  CHECK(mode_of(again / "a" / "run.sh") == 0755);
+  CHECK(mode_of(again / "a" / "b" / "secret") == 0600);
   CHECK(mode_of(back / "a" / "run.sh") == 0755);
   CHECK(mode_of(back / "a" / "b" / "secret") == 0600);
   CHECK(mode_of(back / "a" / "b") == 0750);
@@ -111,8 +125,16 @@ TEST_CASE("a 64 MB file crosses both ways byte for byte") {
     auto got = co_await sshx::download(session, dir + "/big", local.path(), "back/big");
     ODD_REQUIRE_OK(got);
     CHECK(got->bytes == 67108864);
+    asio::thread_pool blocking(1);
+    sshx::TransferOptions options;
+    options.blocking = blocking.get_executor();
+    auto overlapped =
+        co_await sshx::download(session, dir + "/big", local.path(), "back/big2", options);
+    ODD_REQUIRE_OK(overlapped);
+    CHECK(overlapped->bytes == 67108864);
   }());
   CHECK(run("cmp -s " + file.string() + " " + (local.path() / "back" / "big").string()) == 0);
+  CHECK(run("cmp -s " + file.string() + " " + (local.path() / "back" / "big2").string()) == 0);
 }
 
 TEST_CASE("content uploads with its mode, replacing an existing file") {
@@ -188,6 +210,42 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
     ODD_CHECK_OK(removed);
     CHECK(co_await remote(watcher, "ls -A " + dir) == "");
   }());
+}
+
+TEST_CASE("a download whose connection dies midway leaves no file behind, local or temporary") {
+  TempDir local;
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir + " && truncate -s 1G " + dir + "/huge");
+    std::string pid = co_await remote(session, "echo $PPID");
+    pid.resize(pid.find('\n'));
+    asio::thread_pool blocking(1);
+    sshx::TransferOptions options;
+    options.blocking = blocking.get_executor();
+    std::optional<Result<sshx::TransferStats>> outcome;
+    auto fetch = [&]() -> asio::awaitable<void> {
+      outcome = co_await sshx::download(session, dir + "/huge", local.path(), "in/huge", options);
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, fetch(), asio::detached);
+    const auto written = [&] {
+      std::uintmax_t bytes = 0;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(local.path() / "in", ec)) bytes += e.file_size();
+      return bytes;
+    };
+    for (int i = 0; i < 500 && !outcome && written() < (2u << 20); ++i) {
+      co_await sleep_for(Millis(10));
+    }
+    REQUIRE_FALSE(outcome.has_value());
+    signal_processes(connection_processes(pid), "KILL");
+    for (int i = 0; i < 1000 && !outcome; ++i) co_await sleep_for(Millis(20));
+    REQUIRE(outcome.has_value());
+    REQUIRE_FALSE(outcome->has_value());
+    ODD_CHECK_CODE(outcome->error(), Code::kUnavailable);
+    CHECK(outcome->error().message().find("connection lost") != std::string::npos);
+  }());
+  CHECK(fs::is_empty(local.path() / "in"));
 }
 
 TEST_CASE("a tree with a read-only directory uploads whole, the directory's mode set last") {
