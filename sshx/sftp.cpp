@@ -304,11 +304,52 @@ struct Staged {
   std::vector<std::pair<std::string, unsigned>> directories;
 };
 
-// Writes `size` bytes produced by `next` to a new temporary file beside `target`, with `mode`.
+// How a transfer moves its bytes: per libssh2 call, and where local disk I/O runs (empty: inline).
+struct Buffers {
+  std::size_t bytes;
+  asio::any_io_executor blocking;
+};
+
+// Whether the caller was cancelled. Checked before each chunk: once cancelled, awaiting any
+// operation or coroutine throws, so a cancellation that lands between two chunks must end the
+// loop before the next co_await.
+bool cancel_requested(const asio::cancellation_state& state) {
+  return state.cancelled() != asio::cancellation_type::none;
+}
+
+// Sends data[0, size) to the open remote file `h`, checking for cancellation between writes.
+asio::awaitable<Status> send_chunk(Sftp& sftp, LIBSSH2_SFTP_HANDLE* h, const std::string& target,
+                                   const std::string& temp, const char* data, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    const auto state = co_await asio::this_coro::cancellation_state;
+    if (cancel_requested(state)) {
+      co_return cancelled(sftp.session().describe() + ": upload of " + target + " cancelled");
+    }
+    const char* at = data + done;
+    const std::size_t left = size - done;
+    // A write abandoned mid-call would break the session (libssh2 must finish sending what it
+    // started), and with it the chance to remove the temporary file: each write finishes, and
+    // a cancellation takes effect between writes.
+    auto wrote = co_await asio::co_spawn(
+        sftp.session().get_executor(),
+        sftp.session().call([h, at, left] { return libssh2_sftp_write(h, at, left); },
+                            std::min(sftp.deadline(), Clock::now() + kShieldedWrite)),
+        asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
+    if (!wrote) co_return wrote.error();
+    if (*wrote < 0) co_return sftp.error("writing", temp);
+    done += static_cast<std::size_t>(*wrote);
+  }
+  co_return ok_status();
+}
+
+// Writes what `next` produces to a new temporary file beside `target`, with `mode`. A source
+// that reads the local disk does so on the blocking executor, the next chunk while this one is
+// sent.
 template <class Source>
 asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsigned mode,
                                    Source& next, Staged& staged, TransferStats& stats,
-                                   std::size_t buffer_bytes) {
+                                   const Buffers& io) {
   const std::string temp = temp_beside(target);
   staged.writing = temp;
   auto handle = co_await sftp.open(
@@ -316,44 +357,42 @@ asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsign
       LIBSSH2_SFTP_OPENFILE);
   if (!handle) co_return handle.error();
   LIBSSH2_SFTP_HANDLE* h = *handle;
-  std::vector<char> buffer(buffer_bytes);
+  const bool overlap = Source::kReadsDisk && io.blocking;
+  std::vector<char> buffer(io.bytes);
+  std::vector<char> reading(overlap ? io.bytes : 0);
+  const auto read_ahead = [&] { return next(reading.data(), reading.size()); };
+  Result<std::size_t> got = std::size_t{0};
+  if (overlap) {
+    got = co_await on_executor(io.blocking, [&] { return next(buffer.data(), buffer.size()); });
+  } else {
+    got = next(buffer.data(), buffer.size());
+  }
   Status status;
   for (;;) {
-    auto got = next(buffer.data(), buffer.size());
     if (!got) {
       status = got.error();
       break;
     }
-    if (*got == 0) break;
-    std::size_t done = 0;
-    while (done < *got) {
-      auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) {
-        status = cancelled(sftp.session().describe() + ": upload of " + target + " cancelled");
-        break;
-      }
-      const char* data = buffer.data() + done;
-      const std::size_t left = *got - done;
-      // A write abandoned mid-call would break the session (libssh2 must finish sending what it
-      // started), and with it the chance to remove the temporary file: each write finishes, and
-      // a cancellation takes effect between writes.
-      auto wrote = co_await asio::co_spawn(
-          sftp.session().get_executor(),
-          sftp.session().call([h, data, left] { return libssh2_sftp_write(h, data, left); },
-                              std::min(sftp.deadline(), Clock::now() + kShieldedWrite)),
-          asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
-      if (!wrote) {
-        status = wrote.error();
-        break;
-      }
-      if (*wrote < 0) {
-        status = sftp.error("writing", temp);
-        break;
-      }
-      done += static_cast<std::size_t>(*wrote);
+    const std::size_t n = *got;
+    if (n == 0) break;
+    const auto state = co_await asio::this_coro::cancellation_state;
+    if (cancel_requested(state)) {
+      status = cancelled(sftp.session().describe() + ": upload of " + target + " cancelled");
+      break;
+    }
+    auto send = send_chunk(sftp, h, target, temp, buffer.data(), n);
+    if (overlap) {
+      auto read = on_executor(io.blocking, read_ahead);
+      auto [sent, ahead] = co_await (std::move(send) && std::move(read));
+      status = std::move(sent);
+      got = std::move(ahead);
+      std::swap(buffer, reading);
+    } else {
+      status = co_await std::move(send);
+      if (status.ok()) got = next(buffer.data(), buffer.size());
     }
     if (!status.ok()) break;
-    stats.bytes += *got;
+    stats.bytes += n;
   }
   if (!sftp.session().usable()) {
     Status closed = co_await sftp.close(h, temp);
@@ -433,6 +472,7 @@ asio::awaitable<Status> finish(Sftp& sftp, Staged& staged, Status status,
 }
 
 struct LocalFile {
+  static constexpr bool kReadsDisk = true;
   int fd = -1;
   ~LocalFile() {
     if (fd >= 0) ::close(fd);
@@ -447,6 +487,7 @@ struct LocalFile {
 };
 
 struct MemorySource {
+  static constexpr bool kReadsDisk = false;
   std::string_view content;
   Result<std::size_t> operator()(char* data, std::size_t size) {
     const std::size_t n = std::min(size, content.size());
@@ -456,19 +497,18 @@ struct MemorySource {
   }
 };
 
-// Uploads one local file (read with plain blocking reads: local disk, bounded buffers) to a
-// staged temporary beside `target`.
+// Uploads one local file to a staged temporary beside `target`.
 asio::awaitable<Status> stage_file(Sftp& sftp, const fs::path& local, const std::string& target,
                                    unsigned mode, Staged& staged, TransferStats& stats,
-                                   std::size_t buffer_bytes) {
+                                   const Buffers& io) {
   LocalFile file{::open(local.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
   if (file.fd < 0) co_return local_error(errno, "opening", local);
-  co_return co_await write_temp(sftp, target, mode, file, staged, stats, buffer_bytes);
+  co_return co_await write_temp(sftp, target, mode, file, staged, stats, io);
 }
 
 asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std::string& remote,
                                     std::optional<unsigned> mode, Staged& staged,
-                                    TransferStats& stats, std::size_t buffer_bytes) {
+                                    TransferStats& stats, const Buffers& io) {
   std::error_code ec;
   const fs::file_status top = fs::symlink_status(local, ec);
   if (ec || !fs::exists(top))
@@ -482,7 +522,7 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
       if (Status made = co_await sftp.mkdirs(remote.substr(0, slash)); !made.ok()) co_return made;
     }
     const unsigned file_mode = mode.value_or(static_cast<unsigned>(top.permissions()) & 07777);
-    co_return co_await stage_file(sftp, local, remote, file_mode, staged, stats, buffer_bytes);
+    co_return co_await stage_file(sftp, local, remote, file_mode, staged, stats, io);
   }
   if (!fs::is_directory(top)) {
     co_return invalid_argument("upload source " + local.string() +
@@ -508,8 +548,8 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
       staged.directories.emplace_back(target, perms);
       ++stats.directories;
     } else if (fs::is_regular_file(st)) {
-      Status sent = co_await stage_file(sftp, path, target, mode.value_or(perms), staged, stats,
-                                        buffer_bytes);
+      Status sent =
+          co_await stage_file(sftp, path, target, mode.value_or(perms), staged, stats, io);
       if (!sent.ok()) co_return sent;
     }
   }
@@ -557,10 +597,12 @@ Status make_local_dirs(const fs::path& root, const fs::path& relative) {
   return ok_status();
 }
 
-// How a transfer moves its bytes: per libssh2 call, and where local disk I/O runs (empty: inline).
-struct Buffers {
-  std::size_t bytes;
-  asio::any_io_executor blocking;
+// Removes `path` (if not empty) when it goes out of scope, however the scope is left.
+struct Unlinker {
+  fs::path path;
+  ~Unlinker() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
 };
 
 Status write_all(int fd, const char* data, std::size_t size, const fs::path& path) {
@@ -598,11 +640,17 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
   LocalFile out{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
   Status status;
   if (out.fd < 0) status = local_error(errno, "creating", temp);
+  Unlinker unfinished{out.fd >= 0 ? temp : fs::path()};
   std::vector<char> buffer(io.bytes);
   std::vector<char> writing(io.blocking ? io.bytes : 0);
   std::size_t pending = 0;  // bytes at the start of `writing` still to be written
   const auto write_pending = [&] { return write_all(out.fd, writing.data(), pending, temp); };
   while (status.ok()) {
+    const auto state = co_await asio::this_coro::cancellation_state;
+    if (cancel_requested(state)) {
+      status = cancelled(sftp.session().describe() + ": download of " + remote + " cancelled");
+      break;
+    }
     std::size_t got = 0;
     auto read = read_chunk(sftp, h, remote, buffer, got);
     Status read_status;
@@ -626,6 +674,8 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
     }
   }
   if (status.ok() && pending > 0) status = co_await on_executor(io.blocking, write_pending);
+  // Clean-up must not be cancelled too: each of its calls has the transfer's deadline.
+  if (status.code() == Code::kCancelled) co_await asio::this_coro::reset_cancellation_state();
   {
     Status closed = co_await sftp.close(h, remote);
     if (status.ok()) status = closed;
@@ -634,7 +684,7 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
   if (status.ok() && ::rename(temp.c_str(), local.c_str()) != 0) {
     status = local_error(errno, "renaming into", local);
   }
-  if (!status.ok() && out.fd >= 0) ::unlink(temp.c_str());
+  if (status.ok()) unfinished.path.clear();
   if (status.ok()) ++stats.files;
   co_return status;
 }
@@ -715,8 +765,8 @@ asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
   if (Status started = co_await sftp.start(); !started.ok()) co_return started;
   Staged staged;
   TransferStats stats;
-  Status sent = co_await upload_into(sftp, local, remote, mode, staged, stats,
-                                     std::max<std::size_t>(options.buffer_bytes, 4096));
+  const Buffers io{std::max<std::size_t>(options.buffer_bytes, 4096), options.blocking};
+  Status sent = co_await upload_into(sftp, local, remote, mode, staged, stats, io);
   Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
   co_await sftp.stop();
   if (!done.ok()) co_return done;
@@ -734,8 +784,8 @@ asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::st
   if (slash != std::string::npos && slash > 0) sent = co_await sftp.mkdirs(remote.substr(0, slash));
   MemorySource source{content};
   if (sent.ok()) {
-    sent = co_await write_temp(sftp, remote, mode, source, staged, stats,
-                               std::max<std::size_t>(options.buffer_bytes, 4096));
+    const Buffers io{std::max<std::size_t>(options.buffer_bytes, 4096), {}};
+    sent = co_await write_temp(sftp, remote, mode, source, staged, stats, io);
   }
   Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
   co_await sftp.stop();

@@ -26,8 +26,8 @@ struct TransferOptions {
   // Called with each temporary file a failed upload could not remove because its session
   // broke; remove_files() on a later session clears them.
   std::function<void(std::string)> left_behind;
-  // Where downloads write local files, so the disk does not hold up the session's thread;
-  // empty: on the caller's thread.
+  // Where uploads read and downloads write local files, a chunk ahead of the session, so the
+  // disk does not hold up the session's thread; empty: on the caller's thread.
   asio::any_io_executor blocking;
 };
 

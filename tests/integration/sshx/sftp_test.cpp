@@ -85,8 +85,12 @@ TEST_CASE("a tree uploads and downloads with its contents and modes, as OpenSSH'
     sshx::TransferOptions options;
     options.blocking = blocking.get_executor();
     options.buffer_bytes = 4096;
+    auto resent =
+        co_await sshx::upload(session, local.path() / "src", dir + "/tree2", std::nullopt, options);
+    ODD_REQUIRE_OK(resent);
+    CHECK(resent->bytes == sent->bytes);
     auto again =
-        co_await sshx::download(session, dir + "/tree", local.path() / "back", "again", options);
+        co_await sshx::download(session, dir + "/tree2", local.path() / "back", "again", options);
     ODD_REQUIRE_OK(again);
     CHECK(again->bytes == sent->bytes);
     const std::string listing = co_await remote(session, "ls -A " + dir + "/tree/a");
@@ -125,11 +129,17 @@ TEST_CASE("a 64 MB file crosses both ways byte for byte") {
     auto got = co_await sshx::download(session, dir + "/big", local.path(), "back/big");
     ODD_REQUIRE_OK(got);
     CHECK(got->bytes == 67108864);
+    // Again with the local disk on another thread, a chunk ahead.
     asio::thread_pool blocking(1);
     sshx::TransferOptions options;
     options.blocking = blocking.get_executor();
+    auto resent = co_await sshx::upload(session, file, dir + "/big2", std::nullopt, options);
+    ODD_REQUIRE_OK(resent);
+    CHECK(resent->bytes == 67108864);
+    CHECK(co_await remote(session, "cmp " + dir + "/big " + dir + "/big2 && echo same") ==
+          "same\n");
     auto overlapped =
-        co_await sshx::download(session, dir + "/big", local.path(), "back/big2", options);
+        co_await sshx::download(session, dir + "/big2", local.path(), "back/big2", options);
     ODD_REQUIRE_OK(overlapped);
     CHECK(overlapped->bytes == 67108864);
   }());
@@ -164,6 +174,37 @@ TEST_CASE("an upload cancelled midway leaves no file at the target and no tempor
     CHECK_FALSE(outcome.has_value());
     REQUIRE(session->usable());
     CHECK(co_await remote(session, "ls -A " + dir) == "");
+    // Again with the file read on another thread, a chunk ahead.
+    asio::thread_pool blocking(1);
+    sshx::TransferOptions options;
+    options.blocking = blocking.get_executor();
+    auto overlapped = co_await within(
+        Millis(300), sshx::upload(session, file, dir + "/big", std::nullopt, options));
+    CHECK_FALSE(overlapped.has_value());
+    REQUIRE(session->usable());
+    CHECK(co_await remote(session, "ls -A " + dir) == "");
+  }());
+}
+
+TEST_CASE("a download cancelled midway leaves no file at the target and no temporary file") {
+  TempDir local;
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir + " && truncate -s 1G " + dir + "/huge");
+    asio::thread_pool blocking(1);
+    sshx::TransferOptions overlapped;
+    overlapped.blocking = blocking.get_executor();
+    for (bool overlap : {false, true}) {
+      CAPTURE(overlap);
+      // A read cancelled mid-call leaves its session unusable: each try gets its own.
+      auto fresh = co_await connect_ok();
+      const sshx::TransferOptions options = overlap ? overlapped : sshx::TransferOptions{};
+      auto outcome = co_await within(
+          Millis(300), sshx::download(fresh, dir + "/huge", local.path(), "in/huge", options));
+      CHECK_FALSE(outcome.has_value());
+      CHECK(fs::is_empty(local.path() / "in"));
+    }
   }());
 }
 
