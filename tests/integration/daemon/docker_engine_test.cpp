@@ -246,9 +246,15 @@ TEST_SUITE("daemon integration") {
         if (info) left_state = info->state.status;
         cleaned = co_await docker.stop_and_remove(name, std::chrono::seconds(1));
       };
+      // The cancel comes once the container exists (a fixed delay raced its creation on a
+      // loaded machine under ASan), while the engine starts or waits on it.
+      auto cancel_once_created = [&]() -> asio::awaitable<void> {
+        while (seen.created_calls == 0) co_await clock.sleep_for(Millis(10));
+        co_await clock.sleep_for(Millis(100));
+      };
       // A bool, not the race's variant: awaitable operators flatten nested variants.
       auto sleep_won = co_await within(kLimit, [&]() -> asio::awaitable<bool> {
-        auto raced = co_await (attempt() || clock.sleep_for(Millis(200)));
+        auto raced = co_await (attempt() || cancel_once_created());
         co_return raced.index() == 1;
       }());
       REQUIRE_MESSAGE(sleep_won.has_value(), "the cancelled attempt did not finish");
