@@ -30,7 +30,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -339,8 +338,6 @@ int bench_transfer(const Args& args, bool put) {
   if (args.positional.size() != 2) usage(put ? "put FILE REMOTE" : "get REMOTE FILE");
   odd::sshx::TransferOptions transfer;
   transfer.buffer_bytes = static_cast<std::size_t>(args.number("buffer", 1 << 20));
-  asio::thread_pool blocking(1);  // as oddd's: local file I/O off the session's thread
-  transfer.blocking = blocking.get_executor();
   asio::io_context io;
   auto pool = odd::sshx::Pool::create(io.get_executor(), connection(args), {});
   odd::sshx::TransferStats stats;

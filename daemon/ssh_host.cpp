@@ -30,8 +30,7 @@ class SshHost final : public RemoteHost {
           const HostConfig& config, std::optional<std::string> passphrase,
           const std::filesystem::path& state_dir)
       : pool_(sshx::Pool::create(executor, session_options_for(name, config, std::move(passphrase)),
-                                 pool_options_for(config))),
-        blocking_(blocking) {
+                                 pool_options_for(config))) {
     if (config.docker) {
       client_ = std::make_unique<engine::DockerClient>(executor, make_ssh_docker_dialer(pool_));
       builder_ = std::make_unique<engine::ImageBuilder>(*client_, blocking,
@@ -137,12 +136,10 @@ class SshHost final : public RemoteHost {
   sshx::TransferOptions transfer_options() {
     sshx::TransferOptions options;
     options.left_behind = [this](std::string path) { left_behind_.push_back(std::move(path)); };
-    options.blocking = blocking_;
     return options;
   }
 
   std::shared_ptr<sshx::Pool> pool_;
-  asio::any_io_executor blocking_;
   std::vector<std::string> left_behind_;
   std::unique_ptr<engine::DockerClient> client_;
   std::unique_ptr<engine::ImageBuilder> builder_;

@@ -8,7 +8,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
@@ -18,12 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/on_executor.hpp"
 #include "sshx/exec.hpp"
 
 namespace odd::sshx {
-
-using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -304,12 +300,6 @@ struct Staged {
   std::vector<std::pair<std::string, unsigned>> directories;
 };
 
-// How a transfer moves its bytes: per libssh2 call, and where local disk I/O runs (empty: inline).
-struct Buffers {
-  std::size_t bytes;
-  asio::any_io_executor blocking;
-};
-
 // Whether the caller was cancelled. Checked before each chunk: once cancelled, awaiting any
 // operation or coroutine throws, so a cancellation that lands between two chunks must end the
 // loop before the next co_await.
@@ -343,13 +333,13 @@ asio::awaitable<Status> send_chunk(Sftp& sftp, LIBSSH2_SFTP_HANDLE* h, const std
   co_return ok_status();
 }
 
-// Writes what `next` produces to a new temporary file beside `target`, with `mode`. A source
-// that reads the local disk does so on the blocking executor, the next chunk while this one is
-// sent.
+// Writes what `next` produces to a new temporary file beside `target`, with `mode`. The local
+// disk is read on this thread: handing each chunk to the blocking pool cost 5-25% of the
+// throughput on two cores that sshd and the session already keep busy (bench/README.md).
 template <class Source>
 asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsigned mode,
                                    Source& next, Staged& staged, TransferStats& stats,
-                                   const Buffers& io) {
+                                   std::size_t buffer_bytes) {
   const std::string temp = temp_beside(target);
   staged.writing = temp;
   auto handle = co_await sftp.open(
@@ -357,18 +347,10 @@ asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsign
       LIBSSH2_SFTP_OPENFILE);
   if (!handle) co_return handle.error();
   LIBSSH2_SFTP_HANDLE* h = *handle;
-  const bool overlap = Source::kReadsDisk && io.blocking;
-  std::vector<char> buffer(io.bytes);
-  std::vector<char> reading(overlap ? io.bytes : 0);
-  const auto read_ahead = [&] { return next(reading.data(), reading.size()); };
-  Result<std::size_t> got = std::size_t{0};
-  if (overlap) {
-    got = co_await on_executor(io.blocking, [&] { return next(buffer.data(), buffer.size()); });
-  } else {
-    got = next(buffer.data(), buffer.size());
-  }
+  std::vector<char> buffer(buffer_bytes);
   Status status;
   for (;;) {
+    auto got = next(buffer.data(), buffer.size());
     if (!got) {
       status = got.error();
       break;
@@ -380,17 +362,7 @@ asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsign
       status = cancelled(sftp.session().describe() + ": upload of " + target + " cancelled");
       break;
     }
-    auto send = send_chunk(sftp, h, target, temp, buffer.data(), n);
-    if (overlap) {
-      auto read = on_executor(io.blocking, read_ahead);
-      auto [sent, ahead] = co_await (std::move(send) && std::move(read));
-      status = std::move(sent);
-      got = std::move(ahead);
-      std::swap(buffer, reading);
-    } else {
-      status = co_await std::move(send);
-      if (status.ok()) got = next(buffer.data(), buffer.size());
-    }
+    status = co_await send_chunk(sftp, h, target, temp, buffer.data(), n);
     if (!status.ok()) break;
     stats.bytes += n;
   }
@@ -472,7 +444,6 @@ asio::awaitable<Status> finish(Sftp& sftp, Staged& staged, Status status,
 }
 
 struct LocalFile {
-  static constexpr bool kReadsDisk = true;
   int fd = -1;
   ~LocalFile() {
     if (fd >= 0) ::close(fd);
@@ -487,7 +458,6 @@ struct LocalFile {
 };
 
 struct MemorySource {
-  static constexpr bool kReadsDisk = false;
   std::string_view content;
   Result<std::size_t> operator()(char* data, std::size_t size) {
     const std::size_t n = std::min(size, content.size());
@@ -500,15 +470,15 @@ struct MemorySource {
 // Uploads one local file to a staged temporary beside `target`.
 asio::awaitable<Status> stage_file(Sftp& sftp, const fs::path& local, const std::string& target,
                                    unsigned mode, Staged& staged, TransferStats& stats,
-                                   const Buffers& io) {
+                                   std::size_t buffer_bytes) {
   LocalFile file{::open(local.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
   if (file.fd < 0) co_return local_error(errno, "opening", local);
-  co_return co_await write_temp(sftp, target, mode, file, staged, stats, io);
+  co_return co_await write_temp(sftp, target, mode, file, staged, stats, buffer_bytes);
 }
 
 asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std::string& remote,
                                     std::optional<unsigned> mode, Staged& staged,
-                                    TransferStats& stats, const Buffers& io) {
+                                    TransferStats& stats, std::size_t buffer_bytes) {
   std::error_code ec;
   const fs::file_status top = fs::symlink_status(local, ec);
   if (ec || !fs::exists(top))
@@ -522,7 +492,7 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
       if (Status made = co_await sftp.mkdirs(remote.substr(0, slash)); !made.ok()) co_return made;
     }
     const unsigned file_mode = mode.value_or(static_cast<unsigned>(top.permissions()) & 07777);
-    co_return co_await stage_file(sftp, local, remote, file_mode, staged, stats, io);
+    co_return co_await stage_file(sftp, local, remote, file_mode, staged, stats, buffer_bytes);
   }
   if (!fs::is_directory(top)) {
     co_return invalid_argument("upload source " + local.string() +
@@ -548,8 +518,8 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
       staged.directories.emplace_back(target, perms);
       ++stats.directories;
     } else if (fs::is_regular_file(st)) {
-      Status sent =
-          co_await stage_file(sftp, path, target, mode.value_or(perms), staged, stats, io);
+      Status sent = co_await stage_file(sftp, path, target, mode.value_or(perms), staged, stats,
+                                        buffer_bytes);
       if (!sent.ok()) co_return sent;
     }
   }
@@ -616,22 +586,9 @@ Status write_all(int fd, const char* data, std::size_t size, const fs::path& pat
   return ok_status();
 }
 
-asio::awaitable<Status> read_chunk(Sftp& sftp, LIBSSH2_SFTP_HANDLE* h, const std::string& remote,
-                                   std::vector<char>& buffer, std::size_t& got) {
-  char* data = buffer.data();
-  const std::size_t size = buffer.size();
-  auto n = co_await sftp.session().call([&] { return libssh2_sftp_read(h, data, size); },
-                                        sftp.deadline());
-  if (!n) co_return n.error();
-  if (*n < 0) co_return sftp.error("reading", remote);
-  got = static_cast<std::size_t>(*n);
-  co_return ok_status();
-}
-
-// With a blocking executor, each chunk is written there while the next one is read, so the
-// disk's share of the work leaves the I/O thread and overlaps the decryption.
 asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, const fs::path& local,
-                                      unsigned mode, TransferStats& stats, const Buffers& io) {
+                                      unsigned mode, TransferStats& stats,
+                                      std::size_t buffer_bytes) {
   auto handle = co_await sftp.open(remote, LIBSSH2_FXF_READ, 0, LIBSSH2_SFTP_OPENFILE);
   if (!handle) co_return handle.error();
   LIBSSH2_SFTP_HANDLE* h = *handle;
@@ -641,39 +598,31 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
   Status status;
   if (out.fd < 0) status = local_error(errno, "creating", temp);
   Unlinker unfinished{out.fd >= 0 ? temp : fs::path()};
-  std::vector<char> buffer(io.bytes);
-  std::vector<char> writing(io.blocking ? io.bytes : 0);
-  std::size_t pending = 0;  // bytes at the start of `writing` still to be written
-  const auto write_pending = [&] { return write_all(out.fd, writing.data(), pending, temp); };
+  // Written on this thread, as write_temp reads: see there.
+  std::vector<char> buffer(buffer_bytes);
   while (status.ok()) {
     const auto state = co_await asio::this_coro::cancellation_state;
     if (cancel_requested(state)) {
       status = cancelled(sftp.session().describe() + ": download of " + remote + " cancelled");
       break;
     }
-    std::size_t got = 0;
-    auto read = read_chunk(sftp, h, remote, buffer, got);
-    Status read_status;
-    if (pending > 0) {
-      auto write = on_executor(io.blocking, write_pending);
-      auto [r, w] = co_await (std::move(read) && std::move(write));
-      read_status = std::move(r);
-      status = std::move(w);
-      pending = 0;
-    } else {
-      read_status = co_await std::move(read);
+    char* data = buffer.data();
+    const std::size_t size = buffer.size();
+    auto got = co_await sftp.session().call([&] { return libssh2_sftp_read(h, data, size); },
+                                            sftp.deadline());
+    if (!got) {
+      status = got.error();
+      break;
     }
-    if (status.ok()) status = std::move(read_status);
-    if (!status.ok() || got == 0) break;
-    stats.bytes += got;
-    if (io.blocking) {
-      std::swap(buffer, writing);
-      pending = got;
-    } else {
-      status = write_all(out.fd, buffer.data(), got, temp);
+    if (*got < 0) {
+      status = sftp.error("reading", remote);
+      break;
     }
+    if (*got == 0) break;
+    const auto n = static_cast<std::size_t>(*got);
+    status = write_all(out.fd, data, n, temp);
+    stats.bytes += n;
   }
-  if (status.ok() && pending > 0) status = co_await on_executor(io.blocking, write_pending);
   // Clean-up must not be cancelled too: each of its calls has the transfer's deadline.
   if (status.code() == Code::kCancelled) co_await asio::this_coro::reset_cancellation_state();
   {
@@ -693,7 +642,8 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
 // read-only directory can still be filled).
 asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
                                       const fs::path& local_root, const fs::path& relative,
-                                      unsigned mode, TransferStats& stats, const Buffers& io) {
+                                      unsigned mode, TransferStats& stats,
+                                      std::size_t buffer_bytes) {
   if (Status made = make_local_dirs(local_root, relative); !made.ok()) co_return made;
   ++stats.directories;
   auto handle = co_await sftp.open(remote, 0, 0, LIBSSH2_SFTP_OPENDIR);
@@ -741,10 +691,10 @@ asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
     const fs::path child_local = local_root / child_relative;
     if (LIBSSH2_SFTP_S_ISDIR(e.permissions)) {
       status = co_await download_tree(sftp, child, local_root, child_relative,
-                                      static_cast<unsigned>(e.permissions), stats, io);
+                                      static_cast<unsigned>(e.permissions), stats, buffer_bytes);
     } else if (LIBSSH2_SFTP_S_ISREG(e.permissions)) {
       status = co_await download_file(sftp, child, child_local,
-                                      static_cast<unsigned>(e.permissions), stats, io);
+                                      static_cast<unsigned>(e.permissions), stats, buffer_bytes);
     }
     if (!status.ok()) co_return status;
   }
@@ -765,8 +715,8 @@ asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
   if (Status started = co_await sftp.start(); !started.ok()) co_return started;
   Staged staged;
   TransferStats stats;
-  const Buffers io{std::max<std::size_t>(options.buffer_bytes, 4096), options.blocking};
-  Status sent = co_await upload_into(sftp, local, remote, mode, staged, stats, io);
+  Status sent = co_await upload_into(sftp, local, remote, mode, staged, stats,
+                                     std::max<std::size_t>(options.buffer_bytes, 4096));
   Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
   co_await sftp.stop();
   if (!done.ok()) co_return done;
@@ -784,8 +734,8 @@ asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::st
   if (slash != std::string::npos && slash > 0) sent = co_await sftp.mkdirs(remote.substr(0, slash));
   MemorySource source{content};
   if (sent.ok()) {
-    const Buffers io{std::max<std::size_t>(options.buffer_bytes, 4096), {}};
-    sent = co_await write_temp(sftp, remote, mode, source, staged, stats, io);
+    sent = co_await write_temp(sftp, remote, mode, source, staged, stats,
+                               std::max<std::size_t>(options.buffer_bytes, 4096));
   }
   Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
   co_await sftp.stop();
@@ -809,14 +759,14 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
     co_await sftp.stop();
     co_return top.error();
   }
-  const Buffers io{std::max<std::size_t>(options.buffer_bytes, 4096), options.blocking};
+  const std::size_t buffer_bytes = std::max<std::size_t>(options.buffer_bytes, 4096);
   TransferStats stats;
   fs::path relative = fs::path(dest).lexically_normal();
   if (relative == ".") relative.clear();
   Status status;
   if (LIBSSH2_SFTP_S_ISDIR(top->permissions)) {
     status = co_await download_tree(sftp, remote, local_root, relative,
-                                    static_cast<unsigned>(top->permissions), stats, io);
+                                    static_cast<unsigned>(top->permissions), stats, buffer_bytes);
   } else if (LIBSSH2_SFTP_S_ISREG(top->permissions)) {
     if (relative.empty()) {
       status =
@@ -834,7 +784,7 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
     if (status.ok()) {
       const fs::path target = local_root / relative;
       status = co_await download_file(sftp, remote, target, static_cast<unsigned>(top->permissions),
-                                      stats, io);
+                                      stats, buffer_bytes);
     }
   } else {
     status = invalid_argument(session->describe() + ": " + remote +

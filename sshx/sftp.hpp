@@ -4,7 +4,6 @@
 // (written to a temporary name, then moved over the target), and downloads confined to their
 // destination directory. Use from the session's strand.
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -26,9 +25,6 @@ struct TransferOptions {
   // Called with each temporary file a failed upload could not remove because its session
   // broke; remove_files() on a later session clears them.
   std::function<void(std::string)> left_behind;
-  // Where uploads read and downloads write local files, a chunk ahead of the session, so the
-  // disk does not hold up the session's thread; empty: on the caller's thread.
-  asio::any_io_executor blocking;
 };
 
 struct TransferStats {

@@ -8,7 +8,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -80,10 +79,8 @@ TEST_CASE("a tree uploads and downloads with its contents and modes, as OpenSSH'
     ODD_REQUIRE_OK(got);
     CHECK(got->files == 5);
     CHECK(got->bytes == sent->bytes);
-    // Again with the writes on another thread, in many small chunks.
-    asio::thread_pool blocking(1);
+    // Again in many small chunks.
     sshx::TransferOptions options;
-    options.blocking = blocking.get_executor();
     options.buffer_bytes = 4096;
     auto resent =
         co_await sshx::upload(session, local.path() / "src", dir + "/tree2", std::nullopt, options);
@@ -129,22 +126,8 @@ TEST_CASE("a 64 MB file crosses both ways byte for byte") {
     auto got = co_await sshx::download(session, dir + "/big", local.path(), "back/big");
     ODD_REQUIRE_OK(got);
     CHECK(got->bytes == 67108864);
-    // Again with the local disk on another thread, a chunk ahead.
-    asio::thread_pool blocking(1);
-    sshx::TransferOptions options;
-    options.blocking = blocking.get_executor();
-    auto resent = co_await sshx::upload(session, file, dir + "/big2", std::nullopt, options);
-    ODD_REQUIRE_OK(resent);
-    CHECK(resent->bytes == 67108864);
-    CHECK(co_await remote(session, "cmp " + dir + "/big " + dir + "/big2 && echo same") ==
-          "same\n");
-    auto overlapped =
-        co_await sshx::download(session, dir + "/big2", local.path(), "back/big2", options);
-    ODD_REQUIRE_OK(overlapped);
-    CHECK(overlapped->bytes == 67108864);
   }());
   CHECK(run("cmp -s " + file.string() + " " + (local.path() / "back" / "big").string()) == 0);
-  CHECK(run("cmp -s " + file.string() + " " + (local.path() / "back" / "big2").string()) == 0);
 }
 
 TEST_CASE("content uploads with its mode, replacing an existing file") {
@@ -173,16 +156,6 @@ TEST_CASE("an upload cancelled midway leaves no file at the target and no tempor
         co_await within(Millis(300), sshx::upload(session, file, dir + "/big", std::nullopt));
     CHECK_FALSE(outcome.has_value());
     REQUIRE(session->usable());
-    CHECK(co_await remote(session, "ls -A " + dir) == "");
-    // Again with the file read on another thread, a chunk ahead.
-    asio::thread_pool blocking(1);
-    sshx::TransferOptions options;
-    options.blocking = blocking.get_executor();
-    auto overlapped = co_await within(
-        Millis(300), sshx::upload(session, file, dir + "/big", std::nullopt, options));
-    CHECK_FALSE(overlapped.has_value());
-    REQUIRE(session->usable());
-    CHECK(co_await remote(session, "ls -A " + dir) == "");
   }());
 }
 
@@ -192,19 +165,10 @@ TEST_CASE("a download cancelled midway leaves no file at the target and no tempo
   run_io([&]() -> asio::awaitable<void> {
     auto session = co_await connect_ok();
     co_await remote(session, "mkdir -p " + dir + " && truncate -s 1G " + dir + "/huge");
-    asio::thread_pool blocking(1);
-    sshx::TransferOptions overlapped;
-    overlapped.blocking = blocking.get_executor();
-    for (bool overlap : {false, true}) {
-      CAPTURE(overlap);
-      // A read cancelled mid-call leaves its session unusable: each try gets its own.
-      auto fresh = co_await connect_ok();
-      const sshx::TransferOptions options = overlap ? overlapped : sshx::TransferOptions{};
-      auto outcome = co_await within(
-          Millis(300), sshx::download(fresh, dir + "/huge", local.path(), "in/huge", options));
-      CHECK_FALSE(outcome.has_value());
-      CHECK(fs::is_empty(local.path() / "in"));
-    }
+    auto outcome = co_await within(Millis(300),
+                                   sshx::download(session, dir + "/huge", local.path(), "in/huge"));
+    CHECK_FALSE(outcome.has_value());
+    CHECK(fs::is_empty(local.path() / "in"));
   }());
 }
 
@@ -261,12 +225,9 @@ TEST_CASE("a download whose connection dies midway leaves no file behind, local 
     co_await remote(session, "mkdir -p " + dir + " && truncate -s 1G " + dir + "/huge");
     std::string pid = co_await remote(session, "echo $PPID");
     pid.resize(pid.find('\n'));
-    asio::thread_pool blocking(1);
-    sshx::TransferOptions options;
-    options.blocking = blocking.get_executor();
     std::optional<Result<sshx::TransferStats>> outcome;
     auto fetch = [&]() -> asio::awaitable<void> {
-      outcome = co_await sshx::download(session, dir + "/huge", local.path(), "in/huge", options);
+      outcome = co_await sshx::download(session, dir + "/huge", local.path(), "in/huge");
     };
     asio::co_spawn(co_await asio::this_coro::executor, fetch(), asio::detached);
     const auto written = [&] {
