@@ -37,6 +37,25 @@ asio::awaitable<std::string> remote(std::shared_ptr<Session> session, const std:
 
 int run(const std::string& command) { return std::system(command.c_str()); }
 
+// The pid of the sshd process serving `session`.
+asio::awaitable<std::string> server_pid(std::shared_ptr<Session> session) {
+  std::string pid = co_await remote(session, "echo $PPID");
+  pid.resize(pid.find('\n'));
+  co_return pid;
+}
+
+// Kills the sshd processes of the connection whose server is `pid` while a transfer runs, then
+// waits for the transfer's `outcome`: unavailable.
+asio::awaitable<void> cut_connection(const std::string& pid,
+                                     const std::optional<Result<sshx::TransferStats>>& outcome) {
+  REQUIRE_FALSE(outcome.has_value());
+  signal_processes(connection_processes(pid), "KILL");
+  for (int i = 0; i < 1000 && !outcome; ++i) co_await sleep_for(Millis(20));
+  REQUIRE(outcome.has_value());
+  REQUIRE_FALSE(outcome->has_value());
+  ODD_CHECK_CODE(outcome->error(), Code::kUnavailable);
+}
+
 unsigned mode_of(const fs::path& path) {
   struct stat st {};
   REQUIRE(::lstat(path.c_str(), &st) == 0);
@@ -181,8 +200,7 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
     auto session = co_await connect_ok();
     auto watcher = co_await connect_ok();
     co_await remote(watcher, "mkdir -p " + dir);
-    std::string pid = co_await remote(session, "echo $PPID");
-    pid.resize(pid.find('\n'));
+    const std::string pid = co_await server_pid(session);
     std::optional<Result<sshx::TransferStats>> outcome;
     std::vector<std::string> left;
     sshx::TransferOptions options;
@@ -197,12 +215,7 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
       if (co_await remote(watcher, growing) != "0\n") break;
       co_await sleep_for(Millis(10));
     }
-    REQUIRE_FALSE(outcome.has_value());
-    signal_processes(connection_processes(pid), "KILL");
-    for (int i = 0; i < 1000 && !outcome; ++i) co_await sleep_for(Millis(20));
-    REQUIRE(outcome.has_value());
-    REQUIRE_FALSE(outcome->has_value());
-    ODD_CHECK_CODE(outcome->error(), Code::kUnavailable);
+    co_await cut_connection(pid, outcome);
     CHECK(outcome->error().message().find("test-sshd (") != std::string::npos);
     // Only the hidden temporary file is left, reported; a later session removes it.
     CHECK(co_await remote(watcher, "ls " + dir) == "");
@@ -223,8 +236,7 @@ TEST_CASE("a download whose connection dies midway leaves no file behind, local 
   run_io([&]() -> asio::awaitable<void> {
     auto session = co_await connect_ok();
     co_await remote(session, "mkdir -p " + dir + " && truncate -s 1G " + dir + "/huge");
-    std::string pid = co_await remote(session, "echo $PPID");
-    pid.resize(pid.find('\n'));
+    const std::string pid = co_await server_pid(session);
     std::optional<Result<sshx::TransferStats>> outcome;
     auto fetch = [&]() -> asio::awaitable<void> {
       outcome = co_await sshx::download(session, dir + "/huge", local.path(), "in/huge");
@@ -239,12 +251,7 @@ TEST_CASE("a download whose connection dies midway leaves no file behind, local 
     for (int i = 0; i < 500 && !outcome && written() < (2u << 20); ++i) {
       co_await sleep_for(Millis(10));
     }
-    REQUIRE_FALSE(outcome.has_value());
-    signal_processes(connection_processes(pid), "KILL");
-    for (int i = 0; i < 1000 && !outcome; ++i) co_await sleep_for(Millis(20));
-    REQUIRE(outcome.has_value());
-    REQUIRE_FALSE(outcome->has_value());
-    ODD_CHECK_CODE(outcome->error(), Code::kUnavailable);
+    co_await cut_connection(pid, outcome);
     CHECK(outcome->error().message().find("connection lost") != std::string::npos);
   }());
   CHECK(fs::is_empty(local.path() / "in"));
