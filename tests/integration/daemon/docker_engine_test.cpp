@@ -432,6 +432,18 @@ TEST_SUITE("daemon integration") {
       const std::string id = co_await create_tracked(*client, config, f.cleanup);
       Status started = co_await client->start_container(id);
       ODD_REQUIRE_OK(started);
+      // The adoption must come after the first line, or it would see that line too.
+      const engine::LogsOptions logs_options;
+      bool printed = false;
+      for (int i = 0; i < 500 && !printed; ++i) {
+        auto logs = co_await client->container_logs(id, logs_options);
+        ODD_REQUIRE_OK(logs);
+        auto logged = co_await read_all(**logs);
+        ODD_REQUIRE_OK(logged);
+        printed = logged->find("before-adoption") != std::string::npos;
+        if (!printed) co_await sleep_for(Millis(10));
+      }
+      REQUIRE(printed);
 
       Captured seen;
       ContainerCallbacks callbacks = capture(seen);
