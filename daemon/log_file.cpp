@@ -12,6 +12,8 @@
 #include <system_error>
 #include <utility>
 
+#include "daemon/files.hpp"
+
 namespace odd::daemon {
 
 namespace {
@@ -261,21 +263,6 @@ Result<std::uint64_t> end_of_nonzero(int fd, std::uint64_t begin, std::uint64_t 
   }
   return end;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <utility>
 
+#include "daemon/files.hpp"
+
 namespace odd::daemon {
 
 namespace {
@@ -29,60 +31,6 @@ constexpr std::string_view kRunFile = "run.json";
 constexpr std::string_view kEventsFile = "events.ndjson";
 constexpr std::string_view kSummaryFile = "summary.json";
 
-Status sys_error(int err, std::string what) {
-  what += ": ";
-  what += std::strerror(err);
-  switch (err) {
-    case ENOENT:
-      return not_found(std::move(what));
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return permission_denied(std::move(what));
-    case ENOTDIR:
-    case EEXIST:
-      return failed_precondition(std::move(what));
-    default:
-      return internal_error(std::move(what));
-  }
-}
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  // close(2) can report a deferred write error, so its result matters for files just written.
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
-Status write_all(int fd, std::string_view data, const fs::path& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys_error(errno, "writing " + path.native());
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
-Status fsync_dir(const fs::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return sys_error(errno, "opening " + dir.native());
-  if (::fsync(fd.get()) != 0) return sys_error(errno, "syncing " + dir.native());
-  return {};
-}
-
 // mkdir with our mode; an existing directory is fine unless `must_be_new`.
 Status make_dir(const fs::path& dir, bool must_be_new) {
   if (::mkdir(dir.c_str(), kDirMode) == 0) return {};
@@ -94,43 +42,6 @@ Status make_dir(const fs::path& dir, bool must_be_new) {
   }
   if (err == EEXIST) return already_exists(dir.native() + " already exists");
   return sys_error(err, "creating directory " + dir.native());
-}
-
-// Replaces `target` so that a crash leaves either the old or the new content, never a mix: the
-// data is made durable before the rename, and the rename before we return.
-Status write_file_atomic(const fs::path& target, std::string_view data) {
-  const fs::path dir = target.parent_path();
-  const fs::path temp = dir / ("." + target.filename().native() + ".tmp");
-  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode));
-  if (fd.get() < 0) return sys_error(errno, "creating " + temp.native());
-  Status status = write_all(fd.get(), data, temp);
-  if (status.ok() && ::fsync(fd.get()) != 0) status = sys_error(errno, "syncing " + temp.native());
-  if (fd.close() != 0 && status.ok()) status = sys_error(errno, "closing " + temp.native());
-  if (status.ok() && ::rename(temp.c_str(), target.c_str()) != 0) {
-    status = sys_error(errno, "renaming " + temp.native() + " to " + target.native());
-  }
-  if (!status.ok()) {
-    ::unlink(temp.c_str());
-    return status;
-  }
-  return fsync_dir(dir);
-}
-
-Result<std::string> read_file(const fs::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return sys_error(errno, "opening " + path.native());
-  std::string data;
-  std::array<char, 64 * 1024> buffer{};
-  while (true) {
-    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys_error(errno, "reading " + path.native());
-    }
-    if (n == 0) break;
-    data.append(buffer.data(), static_cast<std::size_t>(n));
-  }
-  return data;
 }
 
 Result<std::size_t> pread_some(int fd, char* out, std::size_t size, std::uint64_t offset,

@@ -1,0 +1,53 @@
+#pragma once
+// POSIX file helpers for the daemon's state on disk (DESIGN §9): errors that name the path, an
+// owned descriptor, and files replaced atomically. Blocking; callers choose the thread.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/status.hpp"
+
+namespace odd::daemon {
+
+// The Status for errno `err` while doing `what` (e.g. "opening /var/lib/odd/x"): not_found,
+// permission_denied, failed_precondition (ENOTDIR, EEXIST) or internal.
+Status sys_error(int err, std::string what);
+
+// An open file descriptor, closed on destruction.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  // close(2) can report a deferred write error, so its result matters for files just written.
+  int close() { return ::close(std::exchange(fd_, -1)); }
+
+ private:
+  int fd_;
+};
+
+// Writes all of `data` to `fd`, retrying short writes; errors name `path`.
+Status write_all(int fd, std::string_view data, const std::filesystem::path& path);
+
+// fsync of a directory, so that the entries just created, renamed or removed in it are durable.
+Status fsync_dir(const std::filesystem::path& dir);
+
+// Replaces `target` so that a crash leaves either the old or the new content, never a mix: the
+// data is made durable before the rename, and the rename before it returns.
+Status write_file_atomic(const std::filesystem::path& target, std::string_view data,
+                         mode_t mode = 0640);
+
+// The whole content of `path`.
+Result<std::string> read_file(const std::filesystem::path& path);
+
+}  // namespace odd::daemon
