@@ -47,13 +47,15 @@ Status fsync_dir(const fs::path& dir) {
   return {};
 }
 
-Status write_file_atomic(const fs::path& target, std::string_view data, mode_t mode) {
+Status write_file_atomic(const fs::path& target, std::string_view data, mode_t mode, Sync sync) {
   const fs::path dir = target.parent_path();
   const fs::path temp = dir / ("." + target.filename().native() + ".tmp");
   Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (fd.get() < 0) return sys_error(errno, "creating " + temp.native());
   Status status = write_all(fd.get(), data, temp);
-  if (status.ok() && ::fsync(fd.get()) != 0) status = sys_error(errno, "syncing " + temp.native());
+  if (status.ok() && sync == Sync::kYes && ::fsync(fd.get()) != 0) {
+    status = sys_error(errno, "syncing " + temp.native());
+  }
   if (fd.close() != 0 && status.ok()) status = sys_error(errno, "closing " + temp.native());
   if (status.ok() && ::rename(temp.c_str(), target.c_str()) != 0) {
     status = sys_error(errno, "renaming " + temp.native() + " to " + target.native());
@@ -62,7 +64,7 @@ Status write_file_atomic(const fs::path& target, std::string_view data, mode_t m
     ::unlink(temp.c_str());
     return status;
   }
-  return fsync_dir(dir);
+  return sync == Sync::kYes ? fsync_dir(dir) : ok_status();
 }
 
 Result<std::string> read_file(const fs::path& path) {

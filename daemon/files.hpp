@@ -42,10 +42,14 @@ Status write_all(int fd, std::string_view data, const std::filesystem::path& pat
 // fsync of a directory, so that the entries just created, renamed or removed in it are durable.
 Status fsync_dir(const std::filesystem::path& dir);
 
-// Replaces `target` so that a crash leaves either the old or the new content, never a mix: the
-// data is made durable before the rename, and the rename before it returns.
+// Whether write_file_atomic() makes the new content durable before it returns.
+enum class Sync { kYes, kNo };
+
+// Replaces `target` through a temporary file and a rename, so that readers and a crash of this
+// process see either the old or the new content, never a mix. With Sync::kYes the data is made
+// durable before the rename and the rename before it returns, so a crash of the machine does too.
 Status write_file_atomic(const std::filesystem::path& target, std::string_view data,
-                         mode_t mode = 0640);
+                         mode_t mode = 0640, Sync sync = Sync::kYes);
 
 // The whole content of `path`.
 Result<std::string> read_file(const std::filesystem::path& path);

@@ -112,16 +112,21 @@ int serve(const DaemonConfig& config, const ConfigOverrides& overrides,
   DockerEngine local(**docker, builder, DockerEngineOptions{});
 
   SecretValues secret_values = *secrets;
-  HostRegistry hosts([&io, &blocking, &secret_values, state_dir = config.state_dir](
-                         const std::string& name, const HostConfig& host) {
-    std::optional<std::string> passphrase;
-    if (host.passphrase_secret) {
-      const auto it = secret_values.find(*host.passphrase_secret);
-      if (it != secret_values.end()) passphrase = it->second;
-    }
-    return make_ssh_host(io.get_executor(), blocking.get_executor(), name, host,
-                         std::move(passphrase), state_dir);
-  });
+  std::map<std::string, std::shared_ptr<UploadJournal>> upload_journals;
+  HostRegistry hosts(
+      [&io, &blocking, &secret_values, &upload_journals, state_dir = config.state_dir](
+          const std::string& name, const HostConfig& host) {
+        std::optional<std::string> passphrase;
+        if (host.passphrase_secret) {
+          const auto it = secret_values.find(*host.passphrase_secret);
+          if (it != secret_values.end()) passphrase = it->second;
+        }
+        std::shared_ptr<UploadJournal>& journal = upload_journals[name];
+        if (journal == nullptr)
+          journal = std::make_shared<UploadJournal>(state_dir / "uploads" / name);
+        return make_ssh_host(io.get_executor(), blocking.get_executor(), name, host,
+                             std::move(passphrase), state_dir, journal);
+      });
   log_host_changes(hosts.configure(config.hosts));
   DaemonConfig current = config;
 

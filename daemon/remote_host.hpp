@@ -66,6 +66,10 @@ class RemoteHost {
                                                            const std::filesystem::path& local_root,
                                                            const std::string& dest) = 0;
 
+  // Removes the temporary files that uploads cut off by a lost connection or by an earlier
+  // daemon's death left on the host, when there are any; reports failures in the log.
+  virtual asio::awaitable<void> remove_left_behind() { co_return; }
+
   virtual RemoteHostHealth health() const = 0;
 
   // The host's own dockerd reached over SSH (config `docker: true`), or nullptr.

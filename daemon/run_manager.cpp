@@ -429,7 +429,9 @@ asio::awaitable<void> RunManager::reconcile() {
   for (const std::string& name : options_.hosts->names()) {
     // Held: a reload may drop the host from the registry meanwhile.
     std::shared_ptr<RemoteHost> host = options_.hosts->find(name);
-    if (host == nullptr || host->container_engine() == nullptr) continue;
+    if (host == nullptr) continue;
+    co_await host->remove_left_behind();
+    if (host->container_engine() == nullptr) continue;
     co_await remove_leftovers(*host->container_engine(), "host " + name);
   }
 }

@@ -10,6 +10,7 @@
 
 #include "daemon/docker_engine.hpp"
 #include "daemon/ssh_docker_dialer.hpp"
+#include "daemon/upload_journal.hpp"
 #include "engine/docker_client.hpp"
 #include "engine/image_builder.hpp"
 #include "sshx/exec.hpp"
@@ -21,6 +22,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::seconds kAcquireTimeout{120};
+constexpr sshx::Millis kSweepTimeout{60'000};
 
 sshx::Deadline acquire_deadline() { return Clock::now() + kAcquireTimeout; }
 
@@ -28,9 +30,11 @@ class SshHost final : public RemoteHost {
  public:
   SshHost(asio::any_io_executor executor, asio::any_io_executor blocking, const std::string& name,
           const HostConfig& config, std::optional<std::string> passphrase,
-          const std::filesystem::path& state_dir)
-      : pool_(sshx::Pool::create(executor, session_options_for(name, config, std::move(passphrase)),
-                                 pool_options_for(config))) {
+          const std::filesystem::path& state_dir, std::shared_ptr<UploadJournal> uploads)
+      : name_(name),
+        pool_(sshx::Pool::create(executor, session_options_for(name, config, std::move(passphrase)),
+                                 pool_options_for(config))),
+        journal_(std::move(uploads)) {
     if (config.docker) {
       client_ = std::make_unique<engine::DockerClient>(executor, make_ssh_docker_dialer(pool_));
       builder_ = std::make_unique<engine::ImageBuilder>(*client_, blocking,
@@ -71,7 +75,11 @@ class SshHost final : public RemoteHost {
                                                  std::optional<unsigned> mode) override {
     auto lease = co_await acquire();
     if (!lease) co_return lease.error();
-    auto sent = co_await sshx::upload(lease->session(), source, dest, mode, transfer_options());
+    auto tag = note_upload(dest);
+    if (!tag) co_return tag.error();
+    const sshx::TransferOptions options = tagged(*tag);
+    auto sent = co_await sshx::upload(lease->session(), source, dest, mode, options);
+    upload_finished(*lease, *tag);
     if (!sent) co_return sent.error();
     co_return RemoteTransfer{sent->files, sent->bytes};
   }
@@ -80,8 +88,12 @@ class SshHost final : public RemoteHost {
                                          unsigned mode) override {
     auto lease = co_await acquire();
     if (!lease) co_return lease.error();
-    co_return co_await sshx::upload_content(lease->session(), content, dest, mode,
-                                            transfer_options());
+    auto tag = note_upload(dest);
+    if (!tag) co_return tag.error();
+    const sshx::TransferOptions options = tagged(*tag);
+    Status sent = co_await sshx::upload_content(lease->session(), content, dest, mode, options);
+    upload_finished(*lease, *tag);
+    co_return sent;
   }
 
   asio::awaitable<Result<RemoteTransfer>> download(const std::string& source,
@@ -92,6 +104,18 @@ class SshHost final : public RemoteHost {
     auto got = co_await sshx::download(lease->session(), source, local_root, dest);
     if (!got) co_return got.error();
     co_return RemoteTransfer{got->files, got->bytes};
+  }
+
+  asio::awaitable<void> remove_left_behind() override {
+    std::vector<std::string> unreadable;
+    const bool left_behind = journal_->has_left_behind(&unreadable);
+    report_unreadable(unreadable);
+    if (!left_behind) co_return;
+    auto lease = co_await acquire();
+    if (!lease) {
+      spdlog::warn("host {}: removing what cut-off uploads left behind: {}", name_,
+                   lease.error().message());
+    }
   }
 
   RemoteHostHealth health() const override {
@@ -118,29 +142,80 @@ class SshHost final : public RemoteHost {
 
  private:
   // A lease from the pool, on whose session the temporary files that uploads cut off by a broken
-  // connection left behind are first removed.
+  // connection or by the death of an earlier daemon left behind are first removed.
   asio::awaitable<Result<sshx::Lease>> acquire() {
     auto lease = co_await pool_->acquire(acquire_deadline());
-    if (!lease || left_behind_.empty()) co_return lease;
-    std::vector<std::string> paths = std::exchange(left_behind_, {});
-    Status removed = co_await sshx::remove_files(lease->session(), paths);
-    if (!removed.ok()) {
-      spdlog::warn("removing what a cut-off upload left behind: {}", removed.message());
-      if (!lease->session()->usable()) {
-        left_behind_.insert(left_behind_.end(), paths.begin(), paths.end());
-      }
-    }
-    co_return lease;
+    if (!lease) co_return lease;
+    std::vector<std::string> unreadable;
+    const bool left_behind = journal_->has_left_behind(&unreadable);
+    report_unreadable(unreadable);
+    if (!left_behind) co_return lease;
+    co_await sweep(lease->session());
+    if (lease->session()->usable()) co_return lease;
+    *lease = sshx::Lease();
+    co_return co_await pool_->acquire(acquire_deadline());
   }
 
-  sshx::TransferOptions transfer_options() {
+  // Removes the temporaries of the uploads waiting for a sweep. Those the connection broke or a
+  // cancel interrupted wait for the next; others that fail are reported and given up.
+  asio::awaitable<void> sweep(std::shared_ptr<sshx::Session> session) {
+    std::vector<UploadJournal::Upload> uploads = journal_->take_left_behind();
+    for (std::size_t i = 0; i < uploads.size(); ++i) {
+      const UploadJournal::Upload& upload = uploads[i];
+      sshx::TransferOptions options;
+      options.timeout = kSweepTimeout;
+      auto removed = co_await sshx::remove_temporaries(session, upload.dest, upload.tag, options);
+      if (removed) {
+        spdlog::info("host {}: removed {} temporary file(s) left behind by a cut-off upload to {}",
+                     name_, *removed, upload.dest);
+      } else {
+        spdlog::warn("host {}: removing what a cut-off upload to {} left behind: {}", name_,
+                     upload.dest, removed.error().message());
+        const Code code = removed.error().code();
+        if (code == Code::kCancelled || (code == Code::kUnavailable && !session->usable())) {
+          uploads.erase(uploads.begin(), uploads.begin() + static_cast<std::ptrdiff_t>(i));
+          journal_->put_back(std::move(uploads));
+          co_return;
+        }
+      }
+      if (Status forgot = journal_->swept(upload.tag); !forgot.ok()) {
+        spdlog::warn("host {}: {}", name_, forgot.message());
+      }
+      if (!session->usable()) {
+        uploads.erase(uploads.begin(), uploads.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        journal_->put_back(std::move(uploads));
+        co_return;
+      }
+    }
+  }
+
+  Result<std::string> note_upload(const std::string& dest) {
+    auto tag = journal_->begin(dest);
+    if (!tag) return tag.error().with_context("host " + name_ + ": noting an upload to " + dest);
+    return tag;
+  }
+
+  void upload_finished(const sshx::Lease& lease, const std::string& tag) {
+    if (Status noted = journal_->finish(tag, lease.session()->usable()); !noted.ok()) {
+      spdlog::warn("host {}: {}", name_, noted.message());
+    }
+  }
+
+  void report_unreadable(const std::vector<std::string>& unreadable) const {
+    for (const std::string& problem : unreadable) {
+      spdlog::warn("host {}: skipping an upload note: {}", name_, problem);
+    }
+  }
+
+  static sshx::TransferOptions tagged(std::string tag) {
     sshx::TransferOptions options;
-    options.left_behind = [this](std::string path) { left_behind_.push_back(std::move(path)); };
+    options.tag = std::move(tag);
     return options;
   }
 
+  std::string name_;
   std::shared_ptr<sshx::Pool> pool_;
-  std::vector<std::string> left_behind_;
+  std::shared_ptr<UploadJournal> journal_;
   std::unique_ptr<engine::DockerClient> client_;
   std::unique_ptr<engine::ImageBuilder> builder_;
   std::unique_ptr<DockerEngine> engine_;
@@ -173,9 +248,10 @@ std::unique_ptr<RemoteHost> make_ssh_host(asio::any_io_executor executor,
                                           asio::any_io_executor blocking, const std::string& name,
                                           const HostConfig& config,
                                           std::optional<std::string> passphrase,
-                                          const std::filesystem::path& state_dir) {
+                                          const std::filesystem::path& state_dir,
+                                          std::shared_ptr<UploadJournal> uploads) {
   return std::make_unique<SshHost>(std::move(executor), std::move(blocking), name, config,
-                                   std::move(passphrase), state_dir);
+                                   std::move(passphrase), state_dir, std::move(uploads));
 }
 
 }  // namespace odd::daemon

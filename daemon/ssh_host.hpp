@@ -13,6 +13,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/remote_host.hpp"
+#include "daemon/upload_journal.hpp"
 #include "sshx/pool.hpp"
 
 namespace odd::daemon {
@@ -28,11 +29,14 @@ sshx::SessionOptions session_options_for(const std::string& name, const HostConf
                                          std::optional<std::string> passphrase);
 
 // The RemoteHost for host `name`. `blocking` runs the image builder's file work;
-// `state_dir` keeps its build digests under build-digests/<name>; `passphrase` as above.
+// `state_dir` keeps its build digests under build-digests/<name>; `passphrase` as above;
+// `uploads` is the host's journal of uploads (state_dir/uploads/<name>), the same for every
+// instance of the host during the daemon's life.
 std::unique_ptr<RemoteHost> make_ssh_host(asio::any_io_executor executor,
                                           asio::any_io_executor blocking, const std::string& name,
                                           const HostConfig& config,
                                           std::optional<std::string> passphrase,
-                                          const std::filesystem::path& state_dir);
+                                          const std::filesystem::path& state_dir,
+                                          std::shared_ptr<UploadJournal> uploads);
 
 }  // namespace odd::daemon

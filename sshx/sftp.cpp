@@ -5,13 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <utility>
@@ -44,12 +47,21 @@ std::string random_suffix() {
   return text;
 }
 
-// The temporary name beside `path` that an upload or download writes before its final move.
-std::string temp_beside(const std::string& path) {
+constexpr std::string_view kTempMark = ".odd-tmp-";
+
+// The temporary name beside `path` that an upload writes before its final move: suffixed with
+// `tag`, or with a random suffix when there is none.
+std::string temp_beside(const std::string& path, const std::string& tag) {
   const std::size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
   const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  return dir + "." + name + ".odd-tmp-" + random_suffix();
+  return dir + "." + name + std::string(kTempMark) + (tag.empty() ? random_suffix() : tag);
+}
+
+bool valid_tag(std::string_view tag) {
+  return tag.size() <= 64 && std::all_of(tag.begin(), tag.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+         });
 }
 
 std::string join(const std::string& dir, const std::string& name) {
@@ -293,6 +305,7 @@ asio::awaitable<Status> move_over(const std::shared_ptr<Session>& session,
 
 // An upload in progress: the temporary files written so far and where each goes.
 struct Staged {
+  std::string tag;                                         // TransferOptions::tag
   std::vector<std::pair<std::string, std::string>> files;  // temp, target
   std::string writing;                                     // a temp file being written
   // The tree's directories and their modes, applied once the files are in place: a read-only
@@ -340,7 +353,7 @@ template <class Source>
 asio::awaitable<Status> write_temp(Sftp& sftp, const std::string& target, unsigned mode,
                                    Source& next, Staged& staged, TransferStats& stats,
                                    std::size_t buffer_bytes) {
-  const std::string temp = temp_beside(target);
+  const std::string temp = temp_beside(target, staged.tag);
   staged.writing = temp;
   auto handle = co_await sftp.open(
       temp, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL | LIBSSH2_FXF_TRUNC, 0600,
@@ -415,30 +428,25 @@ asio::awaitable<Status> commit(Sftp& sftp, Staged& staged) {
   co_return ok_status();
 }
 
-// Removes the temporary files of a failed upload. Runs where no cancellation reaches.
-// Removes the staged temporaries; those the broken session cannot reach go to `left_behind`.
-asio::awaitable<void> discard(Sftp& sftp, Staged& staged,
-                              const std::function<void(std::string)>& left_behind) {
+// Removes the temporary files of a failed upload, while the session lasts. Those a broken session
+// cannot reach stay, hidden, for remove_temporaries(). Runs where no cancellation reaches.
+asio::awaitable<void> discard(Sftp& sftp, Staged& staged) {
   std::vector<std::string> temps;
   if (!staged.writing.empty()) temps.push_back(staged.writing);
   for (const auto& [temp, target] : staged.files) temps.push_back(temp);
-  for (std::string& temp : temps) {
-    if (sftp.session().usable()) {
-      Status removed = co_await sftp.unlink(temp);
-      if (removed.ok() || sftp.session().usable()) continue;
-    }
-    if (left_behind) left_behind(std::move(temp));
+  for (const std::string& temp : temps) {
+    if (!sftp.session().usable()) break;
+    co_await sftp.unlink(temp);
   }
 }
 
 // Finishes an upload: commits on success, discards on failure or cancellation.
-asio::awaitable<Status> finish(Sftp& sftp, Staged& staged, Status status,
-                               const std::function<void(std::string)>& left_behind) {
+asio::awaitable<Status> finish(Sftp& sftp, Staged& staged, Status status) {
   if (status.ok()) status = co_await commit(sftp, staged);
   if (status.ok()) co_return status;
   co_await asio::this_coro::reset_cancellation_state();
   co_await asio::co_spawn(
-      sftp.session().get_executor(), discard(sftp, staged, left_behind),
+      sftp.session().get_executor(), discard(sftp, staged),
       asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
   co_return status;
 }
@@ -638,22 +646,18 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
   co_return status;
 }
 
-// Downloads the directory `remote` into local_root/relative, then gives it `mode` (last, so a
-// read-only directory can still be filled).
-asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
-                                      const fs::path& local_root, const fs::path& relative,
-                                      unsigned mode, TransferStats& stats,
-                                      std::size_t buffer_bytes) {
-  if (Status made = make_local_dirs(local_root, relative); !made.ok()) co_return made;
-  ++stats.directories;
+struct DirEntry {
+  std::string name;
+  unsigned long permissions;  // from the server's lstat: a symlink is a symlink
+};
+
+// The entries of the remote directory `remote`, without "." and "..". A name with '/' (which
+// would lead out of the directory) is refused: permission_denied naming it.
+asio::awaitable<Result<std::vector<DirEntry>>> list_dir(Sftp& sftp, const std::string& remote) {
   auto handle = co_await sftp.open(remote, 0, 0, LIBSSH2_SFTP_OPENDIR);
   if (!handle) co_return handle.error();
   LIBSSH2_SFTP_HANDLE* h = *handle;
-  struct Entry {
-    std::string name;
-    unsigned long permissions;
-  };
-  std::vector<Entry> entries;
+  std::vector<DirEntry> entries;
   std::vector<char> name(4096);
   Status status;
   for (;;) {
@@ -675,17 +679,29 @@ asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
     if (entry.find('/') != std::string::npos || entry.find('\0') != std::string::npos) {
       status =
           permission_denied(sftp.session().describe() + ": " + remote + " lists an entry named \"" +
-                            entry + "\", which would leave the destination directory");
+                            entry + "\", which would lead outside it");
       break;
     }
     entries.push_back({std::move(entry), attrs.permissions});
   }
-  {
-    Status closed = co_await sftp.close(h, remote);
-    if (status.ok()) status = closed;
-  }
+  Status closed = co_await sftp.close(h, remote);
+  if (status.ok()) status = std::move(closed);
   if (!status.ok()) co_return status;
-  for (const Entry& e : entries) {
+  co_return entries;
+}
+
+// Downloads the directory `remote` into local_root/relative, then gives it `mode` (last, so a
+// read-only directory can still be filled).
+asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
+                                      const fs::path& local_root, const fs::path& relative,
+                                      unsigned mode, TransferStats& stats,
+                                      std::size_t buffer_bytes) {
+  if (Status made = make_local_dirs(local_root, relative); !made.ok()) co_return made;
+  ++stats.directories;
+  auto entries = co_await list_dir(sftp, remote);
+  if (!entries) co_return entries.error();
+  Status status;
+  for (const DirEntry& e : *entries) {
     const std::string child = join(remote, e.name);
     const fs::path child_relative = relative / e.name;
     const fs::path child_local = local_root / child_relative;
@@ -705,19 +721,49 @@ asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
   co_return ok_status();
 }
 
+Status check_tag(const Session& session, const std::string& tag) {
+  if (valid_tag(tag)) return ok_status();
+  return invalid_argument(session.describe() + ": temporary file tag \"" + tag +
+                          "\" must be at most 64 letters, digits, '-' or '_'");
+}
+
+// Removes, under the remote directory `dir` and its subdirectories, the regular files whose
+// names end in `suffix` and begin with '.'.
+asio::awaitable<Status> remove_tagged_under(Sftp& sftp, const std::string& dir,
+                                            const std::string& suffix, std::uint64_t& removed) {
+  auto entries = co_await list_dir(sftp, dir);
+  if (!entries) co_return entries.error();
+  for (const DirEntry& e : *entries) {
+    const std::string child = join(dir, e.name);
+    Status status;
+    if (LIBSSH2_SFTP_S_ISDIR(e.permissions)) {
+      status = co_await remove_tagged_under(sftp, child, suffix, removed);
+    } else if (LIBSSH2_SFTP_S_ISREG(e.permissions) && e.name.starts_with('.') &&
+               e.name.size() > suffix.size() + 1 && e.name.ends_with(suffix)) {
+      status = co_await sftp.unlink(child);
+      if (status.ok()) ++removed;
+      if (status.code() == Code::kNotFound) status = ok_status();
+    }
+    if (!status.ok()) co_return status;
+  }
+  co_return ok_status();
+}
+
 }  // namespace
 
 asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
                                               std::filesystem::path local, std::string remote,
                                               std::optional<unsigned> mode,
                                               TransferOptions options) {
+  if (Status checked = check_tag(*session, options.tag); !checked.ok()) co_return checked;
   Sftp sftp(session, deadline_of(options));
   if (Status started = co_await sftp.start(); !started.ok()) co_return started;
   Staged staged;
+  staged.tag = options.tag;
   TransferStats stats;
   Status sent = co_await upload_into(sftp, local, remote, mode, staged, stats,
                                      std::max<std::size_t>(options.buffer_bytes, 4096));
-  Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
+  Status done = co_await finish(sftp, staged, std::move(sent));
   co_await sftp.stop();
   if (!done.ok()) co_return done;
   co_return stats;
@@ -725,9 +771,11 @@ asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
 
 asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::string_view content,
                                        std::string remote, unsigned mode, TransferOptions options) {
+  if (Status checked = check_tag(*session, options.tag); !checked.ok()) co_return checked;
   Sftp sftp(session, deadline_of(options));
   if (Status started = co_await sftp.start(); !started.ok()) co_return started;
   Staged staged;
+  staged.tag = options.tag;
   TransferStats stats;
   Status sent;
   const std::size_t slash = remote.rfind('/');
@@ -737,7 +785,7 @@ asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::st
     sent = co_await write_temp(sftp, remote, mode, source, staged, stats,
                                std::max<std::size_t>(options.buffer_bytes, 4096));
   }
-  Status done = co_await finish(sftp, staged, std::move(sent), options.left_behind);
+  Status done = co_await finish(sftp, staged, std::move(sent));
   co_await sftp.stop();
   co_return done;
 }
@@ -809,6 +857,30 @@ asio::awaitable<Status> remove_files(std::shared_ptr<Session> session,
   }
   co_await sftp.stop();
   co_return status;
+}
+
+asio::awaitable<Result<std::uint64_t>> remove_temporaries(std::shared_ptr<Session> session,
+                                                          std::string remote, std::string tag,
+                                                          TransferOptions options) {
+  if (tag.empty()) co_return invalid_argument(session->describe() + ": no temporary file tag");
+  if (Status checked = check_tag(*session, tag); !checked.ok()) co_return checked;
+  Sftp sftp(session, deadline_of(options));
+  if (Status started = co_await sftp.start(); !started.ok()) co_return started;
+  std::uint64_t removed = 0;
+  Status status = co_await sftp.unlink(temp_beside(remote, tag));
+  if (status.ok()) ++removed;
+  if (status.code() == Code::kNotFound) status = ok_status();
+  if (status.ok()) {
+    auto top = co_await sftp.stat(remote, true);
+    if (top && LIBSSH2_SFTP_S_ISDIR(top->permissions)) {
+      status = co_await remove_tagged_under(sftp, remote, std::string(kTempMark) + tag, removed);
+    } else if (!top && top.error().code() != Code::kNotFound) {
+      status = top.error();
+    }
+  }
+  co_await sftp.stop();
+  if (!status.ok()) co_return status;
+  co_return removed;
 }
 
 }  // namespace odd::sshx

@@ -7,11 +7,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -22,9 +22,10 @@ namespace odd::sshx {
 struct TransferOptions {
   std::size_t buffer_bytes = 1u << 20;  // per libssh2 read/write call: it pipelines within one
   Millis timeout{0};                    // the whole transfer; 0: none
-  // Called with each temporary file a failed upload could not remove because its session
-  // broke; remove_files() on a later session clears them.
-  std::function<void(std::string)> left_behind;
+  // Names an upload's temporary files `.NAME.odd-tmp-TAG` (letters, digits, '-' and '_', at
+  // most 64), so that remove_temporaries() can find what a broken connection or a killed caller
+  // left behind. Empty: a random suffix per file.
+  std::string tag;
 };
 
 struct TransferStats {
@@ -43,13 +44,12 @@ struct TransferStats {
 asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
                                               std::filesystem::path local, std::string remote,
                                               std::optional<unsigned> mode,
-                                              TransferOptions options = {});
+                                              TransferOptions options);
 
 // Writes `content` to the remote file `remote` with `mode` (default 0600), through a temporary
 // name as upload() does. For secrets: the bytes never touch the local disk.
 asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::string_view content,
-                                       std::string remote, unsigned mode = 0600,
-                                       TransferOptions options = {});
+                                       std::string remote, unsigned mode, TransferOptions options);
 
 // Downloads the remote file or tree `remote` into `local_root` / `dest` (a relative path; ""
 // means `local_root` itself). `dest` and every remote name must stay inside `local_root`: an
@@ -59,11 +59,41 @@ asio::awaitable<Status> upload_content(std::shared_ptr<Session> session, std::st
 asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session,
                                                 std::string remote,
                                                 std::filesystem::path local_root, std::string dest,
-                                                TransferOptions options = {});
+                                                TransferOptions options);
 
-// Removes the remote files `paths` (what an upload left behind); one already gone is fine.
-// Errors: the first failure, naming the host and the path.
-asio::awaitable<Status> remove_files(std::shared_ptr<Session> session,
-                                     std::vector<std::string> paths, TransferOptions options = {});
+// Removes the temporary files an upload to `remote` tagged `tag` left behind: the one beside
+// `remote` and, when `remote` is a directory, those anywhere under it (symlinks not followed).
+// Returns how many it removed. invalid_argument for an empty or malformed tag; otherwise errors
+// as upload(), naming the host and the path.
+asio::awaitable<Result<std::uint64_t>> remove_temporaries(std::shared_ptr<Session> session,
+                                                          std::string remote, std::string tag,
+                                                          TransferOptions options);
+
+// The same with default options. Plain functions, not default arguments: GCC 12 destroys a
+// defaulted class argument of a coroutine twice.
+inline asio::awaitable<Result<TransferStats>> upload(std::shared_ptr<Session> session,
+                                                     std::filesystem::path local,
+                                                     std::string remote,
+                                                     std::optional<unsigned> mode) {
+  return upload(std::move(session), std::move(local), std::move(remote), mode, TransferOptions());
+}
+inline asio::awaitable<Status> upload_content(std::shared_ptr<Session> session,
+                                              std::string_view content, std::string remote,
+                                              unsigned mode = 0600) {
+  return upload_content(std::move(session), content, std::move(remote), mode, TransferOptions());
+}
+inline asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session,
+                                                       std::string remote,
+                                                       std::filesystem::path local_root,
+                                                       std::string dest) {
+  return download(std::move(session), std::move(remote), std::move(local_root), std::move(dest),
+                  TransferOptions());
+}
+inline asio::awaitable<Result<std::uint64_t>> remove_temporaries(std::shared_ptr<Session> session,
+                                                                 std::string remote,
+                                                                 std::string tag) {
+  return remove_temporaries(std::move(session), std::move(remote), std::move(tag),
+                            TransferOptions());
+}
 
 }  // namespace odd::sshx

@@ -5,7 +5,8 @@
 # new connection; an upload cut off the same way is retried, and the hidden temporary file the
 # dead connection left on the host is removed. Then oddd itself is killed while a container runs
 # on the host's dockerd (the test dockerd, reached through the host; oddd's own local dockerd is
-# unreachable): the restarted oddd removes the container through the host.
+# unreachable): the restarted oddd removes the container through the host; and killed during an
+# upload: the restarted oddd removes the upload's temporary file from the host.
 source "$(dirname "$0")/lib.sh"
 SSHD="$E2E_SRC/tests/support/sshd.sh"
 sshd_dir="$(mktemp -d /tmp/odd-es.XXXXXX)"
@@ -95,6 +96,10 @@ OUT=$(cat "$E2E_DIR/state/runs/$run/jobs/job/summary.json")
 expect_eq "$(json "d['attempts']")" 2 "attempts of the upload cut off once"
 expect_eq "$(ls -A "$remote/up")" big.bin "the files on the host after the retried upload"
 expect_eq "$(stat -c %s "$remote/up/big.bin")" $((1 << 30)) "the uploaded file's size"
+check "the retry removed the temporary file" \
+  grep -q "host vm: removed 1 temporary file(s) left behind by a cut-off upload to $remote/up/big.bin" \
+  "$E2E_DIR/oddd.log"
+expect_eq "$(ls -A "$E2E_DIR/state/uploads/vm")" "" "the notes of uploads once they are over"
 
 # oddd killed while a container runs on the host: the next oddd removes it through the host.
 spec sleepy.yml <<YAML
@@ -119,3 +124,24 @@ start_oddd "$hosts"
 wait_state "$run" failed 30
 wait_for 60 "the removal of the container left on the host" no_containers
 check "the removal went through the host" grep -q "on host vm, left behind" "$E2E_DIR/oddd.log"
+
+# oddd killed during an upload: the next oddd finds the upload's note in its state dir and, at
+# start-up, removes the hidden temporary file the killed daemon left on the host.
+rm -rf "$remote/up"
+expect_exit 0 "$ODDC" run upload.yml --detach
+run="$OUT"
+wait_for 60 "the upload's start" growing
+kill -KILL "$ODDD_PID"
+wait "$ODDD_PID" 2>/dev/null || true
+ODDD_PID=""
+check "the temporary file outlived the daemon" growing
+expect_eq "$(find "$E2E_DIR/state/uploads/vm" -name '*.json' | wc -l)" 1 "notes of the killed upload"
+start_oddd "$hosts"
+wait_state "$run" failed 30
+no_temporary() { [ -z "$(find "$remote/up" -name '.big.bin.odd-tmp-*')" ]; }
+wait_for 60 "the removal of the temporary file" no_temporary
+check "the next oddd says what it removed" \
+  grep -q "host vm: removed 1 temporary file(s) left behind by a cut-off upload to $remote/up/big.bin" \
+  "$E2E_DIR/oddd.log"
+expect_eq "$(ls -A "$E2E_DIR/state/uploads/vm")" "" "the notes once the sweep is over"
+expect_eq "$(ls -A "$remote/up")" "" "the files on the host"

@@ -202,9 +202,8 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
     co_await remote(watcher, "mkdir -p " + dir);
     const std::string pid = co_await server_pid(session);
     std::optional<Result<sshx::TransferStats>> outcome;
-    std::vector<std::string> left;
     sshx::TransferOptions options;
-    options.left_behind = [&left](std::string path) { left.push_back(std::move(path)); };
+    options.tag = "t3st-tag_1";
     // Named: the coroutine reads its captures through the closure, which must outlive it.
     auto send = [&]() -> asio::awaitable<void> {
       outcome = co_await sshx::upload(session, file, dir + "/huge", std::nullopt, options);
@@ -217,16 +216,56 @@ TEST_CASE("an upload whose connection dies midway leaves nothing at the target n
     }
     co_await cut_connection(pid, outcome);
     CHECK(outcome->error().message().find("test-sshd (") != std::string::npos);
-    // Only the hidden temporary file is left, reported; a later session removes it.
+    // Only the hidden temporary file, named by the tag, is left; a later session removes it.
     CHECK(co_await remote(watcher, "ls " + dir) == "");
-    REQUIRE(left.size() == 1);
-    CHECK(left[0].rfind(dir + "/.huge.odd-tmp-", 0) == 0);
-    CHECK(co_await remote(watcher, "ls -A " + dir) == left[0].substr(dir.size() + 1) + "\n");
-    std::vector<std::string> stale = left;
-    stale.push_back(dir + "/already-gone");
-    const Status removed = co_await sshx::remove_files(watcher, std::move(stale));
-    ODD_CHECK_OK(removed);
+    CHECK(co_await remote(watcher, "ls -A " + dir) == ".huge.odd-tmp-t3st-tag_1\n");
+    auto removed = co_await sshx::remove_temporaries(watcher, dir + "/huge", options.tag);
+    ODD_REQUIRE_OK(removed);
+    CHECK(*removed == 1);
     CHECK(co_await remote(watcher, "ls -A " + dir) == "");
+    removed = co_await sshx::remove_temporaries(watcher, dir + "/huge", options.tag);
+    ODD_REQUIRE_OK(removed);
+    CHECK(*removed == 0);
+  }());
+}
+
+TEST_CASE("remove_temporaries removes a tree upload's tagged temporaries and nothing else") {
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    const std::string setup =
+        "set -e; mkdir -p " + dir + " && cd " + dir +
+        " && mkdir -p tree/sub/deeper tree/.d.odd-tmp-T1 elsewhere && " +
+        "touch tree/.a.odd-tmp-T1 tree/sub/deeper/.b.odd-tmp-T1 .tree.odd-tmp-T1 " +
+        "tree/.c.odd-tmp-T2 tree/x.odd-tmp-T1 tree/.odd-tmp-T1 tree/.e.odd-tmp-T1x " +
+        "elsewhere/.f.odd-tmp-T1 && ln -s ../elsewhere tree/link";
+    co_await remote(session, setup);
+    auto removed = co_await sshx::remove_temporaries(session, dir + "/tree", "T1");
+    ODD_REQUIRE_OK(removed);
+    CHECK(*removed == 3);
+    CHECK(co_await remote(session, "cd " + dir + " && find . -mindepth 1 | LC_ALL=C sort") ==
+          "./elsewhere\n./elsewhere/.f.odd-tmp-T1\n./tree\n./tree/.c.odd-tmp-T2\n"
+          "./tree/.d.odd-tmp-T1\n./tree/.e.odd-tmp-T1x\n./tree/.odd-tmp-T1\n./tree/link\n"
+          "./tree/sub\n./tree/sub/deeper\n./tree/x.odd-tmp-T1\n");
+
+    auto missing = co_await sshx::remove_temporaries(session, dir + "/nothing-here", "T1");
+    ODD_REQUIRE_OK(missing);
+    CHECK(*missing == 0);
+    const std::vector<std::string> bad_tags = {"", "../x", "a b", "tag/1"};
+    for (const std::string& bad : bad_tags) {
+      auto refused = co_await sshx::remove_temporaries(session, dir + "/tree", bad);
+      REQUIRE_FALSE(refused.has_value());
+      ODD_CHECK_CODE(refused.error(), Code::kInvalidArgument);
+    }
+    TempDir local;
+    REQUIRE(run("echo hi > " + (local.path() / "f").string()) == 0);
+    sshx::TransferOptions options;
+    options.tag = "../../escape";
+    auto upload =
+        co_await sshx::upload(session, local.path() / "f", dir + "/f", std::nullopt, options);
+    REQUIRE_FALSE(upload.has_value());
+    ODD_CHECK_CODE(upload.error(), Code::kInvalidArgument);
+    CHECK(upload.error().message().find("../../escape") != std::string::npos);
   }());
 }
 
