@@ -219,6 +219,8 @@ fi
 
 # Every upload makes a new file: replacing one would add the removal of the old 256 MiB to the
 # figure (sftp truncates it in place; odd moves the new file over it with `mv -f`).
+# Each transfer writes 256 MiB. Every one starts after `sync`, so that none pays for flushing the
+# dirty pages of the one before it.
 # sftp_transfer PEER put|get: OpenSSH sftp on its own connection; the transfer alone is timed by
 # local `!` commands on either side of it in the batch.
 sftp_transfer() {
@@ -234,6 +236,7 @@ sftp_transfer() {
     printf '!echo ${EPOCHREALTIME/./} >%s\nget %s %s\n!echo ${EPOCHREALTIME/./} >%s\n' \
       "$work/t0" "$p8_remote.sftp" "$work/got.sftp" "$work/t1" >"$batch"
   fi
+  sync
   if ! SHELL=/bin/bash sftp "${ssh_cfg[@]}" "${mac[@]}" -o ControlPath=none -b "$batch" h1 \
     >/dev/null 2>"$work/p8.$peer-$dir.$round.err"; then
     say "p8: $peer $dir failed: $(tail -n 3 "$work/p8.$peer-$dir.$round.err")"
@@ -256,8 +259,10 @@ odd_transfer() { # PEER put|get BUFFER
   local peer="$1" dir="$2" buffer="$3"
   if [ "$dir" = put ]; then
     rm -f "$p8_remote.odd"
+    sync
     run_peer p8 "$peer-put" "$odd" put --dir "$h1" --buffer "$buffer" "$p8_file" "$p8_remote.odd"
   else
+    sync
     run_peer p8 "$peer-get" "$odd" get --dir "$h1" --buffer "$buffer" "$p8_remote.odd" \
       "$work/got.odd"
     if [ -f "$work/got.odd" ]; then
@@ -271,6 +276,7 @@ odd_transfer() { # PEER put|get BUFFER
 # run's artifacts and an exec to end on; the steps are timed by their events.
 oddd_transfer() {
   local got
+  sync
   run_peer p8 oddd "$odd" steps "$work/oddd.sock" "$work/p8.yml"
   got="$(find "$work/state" -name p8.bin -type f | head -n 1)"
   if [ -n "$got" ]; then
@@ -294,6 +300,7 @@ jobs:
     steps:
       - exec: { cmd: "true" }
       - upload: { src: $p8_file, dest: $p8_remote.oddd }
+      - exec: { cmd: "sync" }
       - download: { src: $p8_remote.oddd, dest: p8.bin }
       - exec: { cmd: "true" }
 YAML
@@ -503,7 +510,7 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
     if oddd:
         size = int(p8_mib) << 20
         put = [size / 1e3 / r["step_ms"][1] for r in oddd]
-        get = [size / 1e3 / r["step_ms"][2] for r in oddd]
+        get = [size / 1e3 / r["step_ms"][3] for r in oddd]  # step 2 is the sync
         rates[("oddd", "put")], rates[("oddd", "get")] = max(put), max(get)
         line = f"  {'oddd upload / download steps':<42}{max(put):>8.0f}{max(get):>8.0f}"
         if len(oddd) > 1:
@@ -539,7 +546,7 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
                 # much of the difference is load.
                 ours = by_round("p8", f"{peer}-{d}")
                 if peer == "oddd":
-                    ours = {k: {"mb_per_s": size / 1e3 / r["step_ms"][1 if d == "put" else 2]}
+                    ours = {k: {"mb_per_s": size / 1e3 / r["step_ms"][1 if d == "put" else 3]}
                             for k, r in by_round("p8", "oddd").items()}
                 theirs = by_round("p8", f"{base}-{d}")
                 pairs = [ours[k]["mb_per_s"] / theirs[k]["mb_per_s"]
