@@ -1,6 +1,7 @@
 #include "daemon/files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <array>
 #include <cerrno>
@@ -45,6 +46,20 @@ Status fsync_dir(const fs::path& dir) {
   if (fd.get() < 0) return sys_error(errno, "opening " + dir.native());
   if (::fsync(fd.get()) != 0) return sys_error(errno, "syncing " + dir.native());
   return {};
+}
+
+Status make_dirs(const fs::path& dir, mode_t mode) {
+  fs::path at;
+  for (const fs::path& part : dir) {
+    at /= part;
+    if (::mkdir(at.c_str(), mode) == 0) continue;
+    const int err = errno;
+    std::error_code ec;
+    if (err == EEXIST && fs::is_directory(at, ec)) continue;
+    if (err == EEXIST) return failed_precondition(at.native() + " exists and is not a directory");
+    return sys_error(err, "creating directory " + at.native());
+  }
+  return ok_status();
 }
 
 Status write_file_atomic(const fs::path& target, std::string_view data, mode_t mode, Sync sync) {

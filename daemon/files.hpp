@@ -45,6 +45,9 @@ Status fsync_dir(const std::filesystem::path& dir);
 // Whether write_file_atomic() makes the new content durable before it returns.
 enum class Sync { kYes, kNo };
 
+// mkdir -p with `mode` for the directories it creates; existing directories are left as they are.
+Status make_dirs(const std::filesystem::path& dir, mode_t mode = 0750);
+
 // Replaces `target` through a temporary file and a rename, so that readers and a crash of this
 // process see either the old or the new content, never a mix. With Sync::kYes the data is made
 // durable before the rename and the rename before it returns, so a crash of the machine does too.

@@ -31,9 +31,7 @@ UploadJournal::UploadJournal(fs::path dir)
     : dir_(std::move(dir)), random_(std::random_device{}()) {}
 
 Result<std::string> UploadJournal::begin(const std::string& dest) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) return sys_error(ec.value(), "creating directory " + dir_.native());
+  if (Status made = make_dirs(dir_); !made.ok()) return made;
   static constexpr char kHex[] = "0123456789abcdef";
   std::string tag;
   std::uint64_t bits = random_();

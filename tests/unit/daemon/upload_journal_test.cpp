@@ -30,6 +30,11 @@ TEST_CASE("UploadJournal: an intact upload's note goes, a cut-off one waits for 
   CHECK(*intact != *cut);
   CHECK(fs::exists(notes / (*intact + ".json")));
   CHECK(fs::exists(notes / (*cut + ".json")));
+  CHECK((fs::status(notes).permissions() & fs::perms::all) == static_cast<fs::perms>(0750));
+  CHECK((fs::status(notes.parent_path()).permissions() & fs::perms::all) ==
+        static_cast<fs::perms>(0750));
+  CHECK((fs::status(notes / (*cut + ".json")).permissions() & fs::perms::all) ==
+        static_cast<fs::perms>(0640));
   // Running uploads are not left behind, though their notes are on disk.
   CHECK_FALSE(journal.has_left_behind());
 
