@@ -122,8 +122,9 @@ int serve(const DaemonConfig& config, const ConfigOverrides& overrides,
           if (it != secret_values.end()) passphrase = it->second;
         }
         std::shared_ptr<UploadJournal>& journal = upload_journals[name];
-        if (journal == nullptr)
+        if (journal == nullptr) {
           journal = std::make_shared<UploadJournal>(state_dir / "uploads" / name);
+        }
         return make_ssh_host(io.get_executor(), blocking.get_executor(), name, host,
                              std::move(passphrase), state_dir, journal);
       });

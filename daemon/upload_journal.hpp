@@ -48,8 +48,6 @@ class UploadJournal {
   // The sweep of `uploads` did not happen; they wait for the next.
   void put_back(std::vector<Upload> uploads);
 
-  const std::filesystem::path& dir() const { return dir_; }
-
  private:
   void load(std::vector<std::string>* unreadable);
   Status forget(const std::string& tag);

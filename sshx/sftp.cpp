@@ -727,6 +727,15 @@ Status check_tag(const Session& session, const std::string& tag) {
                           "\" must be at most 64 letters, digits, '-' or '_'");
 }
 
+// Removes the remote file `path`, counting it in `removed`; one already gone is fine.
+asio::awaitable<Status> remove_counted(Sftp& sftp, const std::string& path,
+                                       std::uint64_t& removed) {
+  Status status = co_await sftp.unlink(path);
+  if (status.ok()) ++removed;
+  if (status.code() == Code::kNotFound) status = ok_status();
+  co_return status;
+}
+
 // Removes, under the remote directory `dir` and its subdirectories, the regular files whose
 // names end in `suffix` and begin with '.'.
 asio::awaitable<Status> remove_tagged_under(Sftp& sftp, const std::string& dir,
@@ -740,9 +749,7 @@ asio::awaitable<Status> remove_tagged_under(Sftp& sftp, const std::string& dir,
       status = co_await remove_tagged_under(sftp, child, suffix, removed);
     } else if (LIBSSH2_SFTP_S_ISREG(e.permissions) && e.name.starts_with('.') &&
                e.name.size() > suffix.size() + 1 && e.name.ends_with(suffix)) {
-      status = co_await sftp.unlink(child);
-      if (status.ok()) ++removed;
-      if (status.code() == Code::kNotFound) status = ok_status();
+      status = co_await remove_counted(sftp, child, removed);
     }
     if (!status.ok()) co_return status;
   }
@@ -843,22 +850,6 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
   co_return stats;
 }
 
-asio::awaitable<Status> remove_files(std::shared_ptr<Session> session,
-                                     std::vector<std::string> paths, TransferOptions options) {
-  Sftp sftp(session, deadline_of(options));
-  if (Status started = co_await sftp.start(); !started.ok()) co_return started;
-  Status status;
-  for (const std::string& path : paths) {
-    Status removed = co_await sftp.unlink(path);
-    if (!removed.ok() && removed.code() != Code::kNotFound) {
-      status = std::move(removed);
-      break;
-    }
-  }
-  co_await sftp.stop();
-  co_return status;
-}
-
 asio::awaitable<Result<std::uint64_t>> remove_temporaries(std::shared_ptr<Session> session,
                                                           std::string remote, std::string tag,
                                                           TransferOptions options) {
@@ -867,9 +858,7 @@ asio::awaitable<Result<std::uint64_t>> remove_temporaries(std::shared_ptr<Sessio
   Sftp sftp(session, deadline_of(options));
   if (Status started = co_await sftp.start(); !started.ok()) co_return started;
   std::uint64_t removed = 0;
-  Status status = co_await sftp.unlink(temp_beside(remote, tag));
-  if (status.ok()) ++removed;
-  if (status.code() == Code::kNotFound) status = ok_status();
+  Status status = co_await remove_counted(sftp, temp_beside(remote, tag), removed);
   if (status.ok()) {
     auto top = co_await sftp.stat(remote, true);
     if (top && LIBSSH2_SFTP_S_ISDIR(top->permissions)) {
