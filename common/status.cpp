@@ -1,8 +1,29 @@
 #include "common/status.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace odd {
+
+Status errno_status(int err, std::string what) {
+  what += ": ";
+  what += std::strerror(err);
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return not_found(std::move(what));
+    case EEXIST:
+      return already_exists(std::move(what));
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ELOOP:
+      return permission_denied(std::move(what));
+    default:
+      return internal_error(std::move(what));
+  }
+}
 
 std::string_view code_name(Code code) {
   switch (code) {

@@ -65,6 +65,11 @@ inline Status deadline_exceeded(std::string m) { return {Code::kDeadlineExceeded
 inline Status cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 inline Status internal_error(std::string m) { return {Code::kInternal, std::move(m)}; }
 
+// A failed system call: `what` names the call and its file ("opening /var/lib/odd/x"), errno's
+// text follows. ENOENT and ENOTDIR are not_found; EEXIST already_exists; EACCES, EPERM, EROFS and
+// ELOOP (a symlink refused by O_NOFOLLOW) permission_denied; anything else internal.
+Status errno_status(int err, std::string what);
+
 // Thrown only by Result<T>::value() on an error: a broken invariant in the caller.
 [[noreturn]] void throw_exception_from_error(const Status& status,
                                              const boost::source_location& loc);

@@ -10,7 +10,6 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <set>
@@ -647,33 +646,18 @@ class ConfigReader {
   std::string file_;
 };
 
-Status io_status(int err, std::string message) {
-  message += ": ";
-  message += std::strerror(err);
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return not_found(std::move(message));
-    case EACCES:
-    case EPERM:
-      return permission_denied(std::move(message));
-    default:
-      return internal_error(std::move(message));
-  }
-}
-
 // Reads a regular file of at most `limit` bytes. `what` prefixes errors ("secret X: /path").
 Result<std::string> read_small_file(const fs::path& path, std::size_t limit,
                                     std::string_view what) {
   const std::string name(what);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return io_status(errno, name);
+  if (fd < 0) return errno_status(errno, name);
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return io_status(errno, name);
+  if (::fstat(fd, &st) != 0) return errno_status(errno, name);
   if (!S_ISREG(st.st_mode)) return invalid_argument(name + ": not a regular file");
   if (static_cast<std::uint64_t>(st.st_size) > limit) {
     return invalid_argument(name + ": the file is " + std::to_string(st.st_size) +
@@ -685,7 +669,7 @@ Result<std::string> read_small_file(const fs::path& path, std::size_t limit,
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return io_status(errno, name);
+      return errno_status(errno, name);
     }
     if (n == 0) break;
     data.append(buffer, static_cast<std::size_t>(n));

@@ -5,36 +5,17 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 
 namespace odd::daemon {
 
 namespace fs = std::filesystem;
-
-Status sys_error(int err, std::string what) {
-  what += ": ";
-  what += std::strerror(err);
-  switch (err) {
-    case ENOENT:
-      return not_found(std::move(what));
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return permission_denied(std::move(what));
-    case ENOTDIR:
-    case EEXIST:
-      return failed_precondition(std::move(what));
-    default:
-      return internal_error(std::move(what));
-  }
-}
 
 Status write_all(int fd, std::string_view data, const fs::path& path) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return sys_error(errno, "writing " + path.native());
+      return errno_status(errno, "writing " + path.native());
     }
     data.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -43,8 +24,8 @@ Status write_all(int fd, std::string_view data, const fs::path& path) {
 
 Status fsync_dir(const fs::path& dir) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return sys_error(errno, "opening " + dir.native());
-  if (::fsync(fd.get()) != 0) return sys_error(errno, "syncing " + dir.native());
+  if (fd.get() < 0) return errno_status(errno, "opening " + dir.native());
+  if (::fsync(fd.get()) != 0) return errno_status(errno, "syncing " + dir.native());
   return {};
 }
 
@@ -57,7 +38,7 @@ Status make_dirs(const fs::path& dir, mode_t mode) {
     std::error_code ec;
     if (err == EEXIST && fs::is_directory(at, ec)) continue;
     if (err == EEXIST) return failed_precondition(at.native() + " exists and is not a directory");
-    return sys_error(err, "creating directory " + at.native());
+    return errno_status(err, "creating directory " + at.native());
   }
   return ok_status();
 }
@@ -66,14 +47,14 @@ Status write_file_atomic(const fs::path& target, std::string_view data, mode_t m
   const fs::path dir = target.parent_path();
   const fs::path temp = dir / ("." + target.filename().native() + ".tmp");
   Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-  if (fd.get() < 0) return sys_error(errno, "creating " + temp.native());
+  if (fd.get() < 0) return errno_status(errno, "creating " + temp.native());
   Status status = write_all(fd.get(), data, temp);
   if (status.ok() && sync == Sync::kYes && ::fsync(fd.get()) != 0) {
-    status = sys_error(errno, "syncing " + temp.native());
+    status = errno_status(errno, "syncing " + temp.native());
   }
-  if (fd.close() != 0 && status.ok()) status = sys_error(errno, "closing " + temp.native());
+  if (fd.close() != 0 && status.ok()) status = errno_status(errno, "closing " + temp.native());
   if (status.ok() && ::rename(temp.c_str(), target.c_str()) != 0) {
-    status = sys_error(errno, "renaming " + temp.native() + " to " + target.native());
+    status = errno_status(errno, "renaming " + temp.native() + " to " + target.native());
   }
   if (!status.ok()) {
     ::unlink(temp.c_str());
@@ -84,14 +65,14 @@ Status write_file_atomic(const fs::path& target, std::string_view data, mode_t m
 
 Result<std::string> read_file(const fs::path& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return sys_error(errno, "opening " + path.native());
+  if (fd.get() < 0) return errno_status(errno, "opening " + path.native());
   std::string data;
   std::array<char, 64 * 1024> buffer{};
   while (true) {
     const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return sys_error(errno, "reading " + path.native());
+      return errno_status(errno, "reading " + path.native());
     }
     if (n == 0) break;
     data.append(buffer.data(), static_cast<std::size_t>(n));

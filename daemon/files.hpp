@@ -14,10 +14,6 @@
 
 namespace odd::daemon {
 
-// The Status for errno `err` while doing `what` (e.g. "opening /var/lib/odd/x"): not_found,
-// permission_denied, failed_precondition (ENOTDIR, EEXIST) or internal.
-Status sys_error(int err, std::string what);
-
 // An open file descriptor, closed on destruction.
 class Fd {
  public:

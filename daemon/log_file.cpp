@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 #include <utility>
 
@@ -24,26 +23,6 @@ const std::size_t kMaxCompressedFrame = ZSTD_compressBound(kLogMaxFrameContent);
 constexpr int kWindowLogMax = 24;
 constexpr std::size_t kFirstFrameRead = std::size_t{64} << 10;
 constexpr std::size_t kPiece = std::size_t{64} << 10;
-
-std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-Status errno_status(int err, std::string_view doing, const std::filesystem::path& path) {
-  std::string message(doing);
-  message.append(" ").append(path.string()).append(": ").append(errno_text(err));
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return not_found(std::move(message));
-    case EEXIST:
-      return already_exists(std::move(message));
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return permission_denied(std::move(message));
-    default:
-      return internal_error(std::move(message));
-  }
-}
 
 std::uint32_t load_le32(const char* p) {
   std::uint32_t v = 0;
@@ -78,7 +57,7 @@ Status pread_append(int fd, std::string& buf, std::size_t n, std::uint64_t offse
       buf.resize(old + done);
       // A file cut shorter under us (a concurrent reopen) reads as a short tail.
       if (r == 0) return ok_status();
-      return errno_status(errno, "reading", path);
+      return errno_status(errno, "reading " + path.string());
     }
     done += static_cast<std::size_t>(r);
   }
@@ -87,7 +66,7 @@ Status pread_append(int fd, std::string& buf, std::size_t n, std::uint64_t offse
 
 Result<std::uint64_t> file_size(int fd, const std::filesystem::path& path) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return errno_status(errno, "reading", path);
+  if (::fstat(fd, &st) != 0) return errno_status(errno, "reading " + path.string());
   return static_cast<std::uint64_t>(st.st_size);
 }
 
@@ -286,7 +265,7 @@ LogFileWriter::~LogFileWriter() { (void)close(); }
 Result<std::unique_ptr<LogFileWriter>> LogFileWriter::create(const std::filesystem::path& path,
                                                              int level) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0) return errno_status(errno, "creating log", path);
+  if (fd < 0) return errno_status(errno, "creating log " + path.string());
   std::unique_ptr<LogFileWriter> writer(new LogFileWriter(path, fd, level));
   if (Status s = writer->append({}, {}); !s.ok()) {
     (void)writer->close();
@@ -300,7 +279,7 @@ Result<std::unique_ptr<LogFileWriter>> LogFileWriter::create(const std::filesyst
 Result<std::unique_ptr<LogFileWriter>> LogFileWriter::reopen(const std::filesystem::path& path,
                                                              int level) {
   Fd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC));
-  if (fd.get() < 0) return errno_status(errno, "reopening log", path);
+  if (fd.get() < 0) return errno_status(errno, "reopening log " + path.string());
   auto scan = scan_pairs(fd.get(), path, false);
   if (!scan) return scan.error();
   if (scan->valid_end < scan->file_bytes) {
@@ -313,7 +292,7 @@ Result<std::unique_ptr<LogFileWriter>> LogFileWriter::reopen(const std::filesyst
                                  ") are more than one torn write; not truncating");
     }
     if (::ftruncate(fd.get(), static_cast<off_t>(scan->valid_end)) != 0) {
-      return errno_status(errno, "truncating the torn tail of", path);
+      return errno_status(errno, "truncating the torn tail of " + path.string());
     }
   }
   std::unique_ptr<LogFileWriter> writer(new LogFileWriter(path, fd.release(), level));
@@ -353,7 +332,7 @@ Status LogFileWriter::append(std::string_view data, LogTotals totals) {
       const int err = w < 0 ? errno : EIO;
       // A partial pair would make the next pair unreadable; cut back to the last complete one.
       if (done > 0) (void)::ftruncate(fd_, static_cast<off_t>(size_));
-      return errno_status(err, "writing log", path_);
+      return errno_status(err, "writing log " + path_.string());
     }
     done += static_cast<std::size_t>(w);
   }
@@ -365,7 +344,7 @@ Status LogFileWriter::append(std::string_view data, LogTotals totals) {
 Status LogFileWriter::close() {
   if (fd_ < 0) return ok_status();
   const int fd = std::exchange(fd_, -1);
-  if (::close(fd) != 0) return errno_status(errno, "closing log", path_);
+  if (::close(fd) != 0) return errno_status(errno, "closing log " + path_.string());
   return ok_status();
 }
 
@@ -382,7 +361,7 @@ LogFileReader::~LogFileReader() {
 
 Result<std::unique_ptr<LogFileReader>> LogFileReader::open(const std::filesystem::path& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return errno_status(errno, "opening log", path);
+  if (fd.get() < 0) return errno_status(errno, "opening log " + path.string());
   return std::unique_ptr<LogFileReader>(new LogFileReader(path, fd.release()));
 }
 
@@ -465,7 +444,7 @@ Result<std::size_t> LogFileReader::read(std::string& out, std::size_t max) {
 
 Result<LogFileInfo> inspect_log_file(const std::filesystem::path& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return errno_status(errno, "opening log", path);
+  if (fd.get() < 0) return errno_status(errno, "opening log " + path.string());
   auto scan = scan_pairs(fd.get(), path, true);
   if (!scan) return scan.error();
   return LogFileInfo{scan->totals, scan->data_bytes, scan->valid_end, scan->file_bytes};

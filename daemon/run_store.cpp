@@ -41,7 +41,7 @@ Status make_dir(const fs::path& dir, bool must_be_new) {
     return failed_precondition(dir.native() + " exists and is not a directory");
   }
   if (err == EEXIST) return already_exists(dir.native() + " already exists");
-  return sys_error(err, "creating directory " + dir.native());
+  return errno_status(err, "creating directory " + dir.native());
 }
 
 Result<std::size_t> pread_some(int fd, char* out, std::size_t size, std::uint64_t offset,
@@ -49,7 +49,7 @@ Result<std::size_t> pread_some(int fd, char* out, std::size_t size, std::uint64_
   while (true) {
     const ssize_t n = ::pread(fd, out, size, static_cast<off_t>(offset));
     if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno != EINTR) return sys_error(errno, "reading " + path.native());
+    if (errno != EINTR) return errno_status(errno, "reading " + path.native());
   }
 }
 
@@ -236,7 +236,7 @@ Status EventLog::append(const proto::Event& event) {
 }
 
 Status EventLog::sync() {
-  if (::fsync(fd_) != 0) return sys_error(errno, "syncing " + path_.native());
+  if (::fsync(fd_) != 0) return errno_status(errno, "syncing " + path_.native());
   return {};
 }
 
@@ -253,7 +253,7 @@ Result<std::unique_ptr<RunStore>> RunStore::open(const fs::path& state_dir) {
   if (!fs::exists(dir, ec)) {
     const fs::path parent = dir.parent_path();
     fs::create_directories(parent, ec);
-    if (ec) return context(sys_error(ec.value(), "creating " + parent.native()));
+    if (ec) return context(errno_status(ec.value(), "creating " + parent.native()));
     if (auto s = make_dir(dir, false); !s.ok()) return context(s);
   }
   for (std::string_view sub : {"runs", "cache"}) {
@@ -265,7 +265,7 @@ Result<std::unique_ptr<RunStore>> RunStore::open(const fs::path& state_dir) {
   for (const fs::path& sub : writable) {
     const fs::path probe = sub / ".write-test";
     Fd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode));
-    if (fd.get() < 0) return context(sys_error(errno, "cannot write in " + sub.native()));
+    if (fd.get() < 0) return context(errno_status(errno, "cannot write in " + sub.native()));
     ::unlink(probe.c_str());
   }
 
@@ -279,7 +279,7 @@ Result<std::unique_ptr<RunStore>> RunStore::open(const fs::path& state_dir) {
       fs::remove_all(it->path(), remove_ec);
     }
   }
-  if (ec) return context(sys_error(ec.value(), "listing runs"));
+  if (ec) return context(errno_status(ec.value(), "listing runs"));
 
   const fs::path id_file = dir / "instance-id";
   auto text = read_file(id_file);
@@ -358,14 +358,14 @@ Status RunStore::create_run(const RunRecord& record) {
   if (status.ok()) {
     const fs::path events = aside / kEventsFile;
     Fd fd(::open(events.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, kFileMode));
-    if (fd.get() < 0) status = sys_error(errno, "creating " + events.native());
+    if (fd.get() < 0) status = errno_status(errno, "creating " + events.native());
   }
   if (status.ok()) {
     status = write_file_atomic(aside / kRunFile, dump(encode_record(record), 2) + "\n");
   }
   if (status.ok() &&
       ::renameat2(AT_FDCWD, aside.c_str(), AT_FDCWD, dir->c_str(), RENAME_NOREPLACE) != 0) {
-    status = errno == EEXIST ? exists() : sys_error(errno, "renaming " + aside.native());
+    status = errno == EEXIST ? exists() : errno_status(errno, "renaming " + aside.native());
   }
   if (status.ok()) return fsync_dir(runs);
   fs::remove_all(aside, ec);
@@ -403,7 +403,7 @@ Result<std::vector<std::string>> RunStore::list_run_ids() const {
     std::error_code type_ec;
     if (proto::valid_run_id(name) && it->is_directory(type_ec)) ids.push_back(std::move(name));
   }
-  if (ec) return sys_error(ec.value(), "listing " + runs.native());
+  if (ec) return errno_status(ec.value(), "listing " + runs.native());
   std::sort(ids.begin(), ids.end(), std::greater<>());
   return ids;
 }
@@ -413,15 +413,15 @@ Result<std::unique_ptr<EventLog>> RunStore::open_event_log(std::string_view id) 
   if (!dir) return dir.error();
   fs::path file = *dir / kEventsFile;
   Fd fd(::open(file.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, kFileMode));
-  if (fd.get() < 0) return sys_error(errno, "opening " + file.native());
+  if (fd.get() < 0) return errno_status(errno, "opening " + file.native());
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return sys_error(errno, "reading " + file.native());
+  if (::fstat(fd.get(), &st) != 0) return errno_status(errno, "reading " + file.native());
   const auto size = static_cast<std::uint64_t>(st.st_size);
   auto end = line_start_before(fd.get(), size, file);
   if (!end) return end.error();
   if (*end < size) {
     if (::ftruncate(fd.get(), static_cast<off_t>(*end)) != 0) {
-      return sys_error(errno, "cutting the torn last line off " + file.native());
+      return errno_status(errno, "cutting the torn last line off " + file.native());
     }
   }
   std::uint64_t last_seq = 0;
@@ -539,11 +539,11 @@ Result<std::size_t> RunStore::prune(const RetentionPolicy& policy,
     // Renamed aside first, so a crash mid-way never leaves a half-removed run that looks real.
     const fs::path aside = runs / (std::string(kDeletingPrefix) + id);
     if (::rename((runs / id).c_str(), aside.c_str()) != 0) {
-      return sys_error(errno, "removing run " + id);
+      return errno_status(errno, "removing run " + id);
     }
     std::error_code ec;
     fs::remove_all(aside, ec);
-    if (ec) return sys_error(ec.value(), "removing " + aside.native());
+    if (ec) return errno_status(ec.value(), "removing " + aside.native());
     ++removed;
   }
   if (removed > 0) {

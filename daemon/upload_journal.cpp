@@ -109,7 +109,7 @@ void UploadJournal::load(std::vector<std::string>* unreadable) {
 Status UploadJournal::forget(const std::string& tag) {
   const fs::path file = dir_ / (tag + std::string(kSuffix));
   if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-    return sys_error(errno, "removing " + file.native());
+    return errno_status(errno, "removing " + file.native());
   }
   return ok_status();
 }

@@ -70,21 +70,6 @@ std::string join(const std::string& dir, const std::string& name) {
   return dir + "/" + name;
 }
 
-Status local_error(int err, const std::string& what, const fs::path& path) {
-  std::string message = what + " " + path.string() + ": " + std::strerror(err);
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return not_found(std::move(message));
-    case EACCES:
-    case EPERM:
-    case ELOOP:
-      return permission_denied(std::move(message));
-    default:
-      return internal_error(std::move(message));
-  }
-}
-
 // One SFTP subsystem channel on a session, and the calls odd makes on it.
 class Sftp {
  public:
@@ -480,7 +465,7 @@ asio::awaitable<Status> stage_file(Sftp& sftp, const fs::path& local, const std:
                                    unsigned mode, Staged& staged, TransferStats& stats,
                                    std::size_t buffer_bytes) {
   LocalFile file{::open(local.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
-  if (file.fd < 0) co_return local_error(errno, "opening", local);
+  if (file.fd < 0) co_return errno_status(errno, "opening " + local.string());
   co_return co_await write_temp(sftp, target, mode, file, staged, stats, buffer_bytes);
 }
 
@@ -509,9 +494,9 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
   if (Status made = co_await sftp.mkdirs(remote); !made.ok()) co_return made;
   ++stats.directories;
   fs::recursive_directory_iterator it(local, ec), end;
-  if (ec) co_return local_error(ec.value(), "reading", local);
+  if (ec) co_return errno_status(ec.value(), "reading " + local.string());
   for (; it != end; it.increment(ec)) {
-    if (ec) co_return local_error(ec.value(), "reading", local);
+    if (ec) co_return errno_status(ec.value(), "reading " + local.string());
     const fs::path path = it->path();
     const std::string target = join(remote, fs::relative(path, local).generic_string());
     const fs::file_status st = it->symlink_status();
@@ -569,7 +554,7 @@ Status make_local_dirs(const fs::path& root, const fs::path& relative) {
       continue;
     }
     if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) {
-      return local_error(errno, "creating", at);
+      return errno_status(errno, "creating " + at.string());
     }
   }
   return ok_status();
@@ -588,7 +573,7 @@ Status write_all(int fd, const char* data, std::size_t size, const fs::path& pat
   while (done < size) {
     const ssize_t w = ::write(fd, data + done, size - done);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return local_error(errno, "writing", path);
+    if (w < 0) return errno_status(errno, "writing " + path.string());
     done += static_cast<std::size_t>(w);
   }
   return ok_status();
@@ -604,7 +589,7 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
       local.parent_path() / ("." + local.filename().string() + ".odd-tmp-" + random_suffix());
   LocalFile out{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
   Status status;
-  if (out.fd < 0) status = local_error(errno, "creating", temp);
+  if (out.fd < 0) status = errno_status(errno, "creating " + temp.string());
   Unlinker unfinished{out.fd >= 0 ? temp : fs::path()};
   // Written on this thread, as write_temp reads: see there.
   std::vector<char> buffer(buffer_bytes);
@@ -637,9 +622,10 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
     Status closed = co_await sftp.close(h, remote);
     if (status.ok()) status = closed;
   }
-  if (status.ok() && ::fchmod(out.fd, mode & 0777) != 0) status = local_error(errno, "chmod", temp);
+  if (status.ok() && ::fchmod(out.fd, mode & 0777) != 0)
+    status = errno_status(errno, "chmod " + temp.string());
   if (status.ok() && ::rename(temp.c_str(), local.c_str()) != 0) {
-    status = local_error(errno, "renaming into", local);
+    status = errno_status(errno, "renaming into " + local.string());
   }
   if (status.ok()) unfinished.path.clear();
   if (status.ok()) ++stats.files;
@@ -716,7 +702,7 @@ asio::awaitable<Status> download_tree(Sftp& sftp, const std::string& remote,
   }
   const fs::path here = local_root / relative;
   if (!relative.empty() && ::chmod(here.c_str(), mode & 0777) != 0) {
-    co_return local_error(errno, "chmod", here);
+    co_return errno_status(errno, "chmod " + here.string());
   }
   co_return ok_status();
 }
@@ -806,7 +792,7 @@ asio::awaitable<Result<TransferStats>> download(std::shared_ptr<Session> session
   }
   std::error_code ec;
   fs::create_directories(local_root, ec);
-  if (ec) co_return local_error(ec.value(), "creating", local_root);
+  if (ec) co_return errno_status(ec.value(), "creating " + local_root.string());
   Sftp sftp(session, deadline_of(options));
   if (Status started = co_await sftp.start(); !started.ok()) co_return started;
   auto top = co_await sftp.stat(remote, true);
