@@ -17,6 +17,7 @@
 #include <exception>
 #include <map>
 #include <random>
+#include <set>
 
 #include "common/clock.hpp"
 #include "common/logging.hpp"
@@ -60,6 +61,18 @@ void log_host_changes(const HostRegistry::Changes& changes) {
   for (const auto& name : changes.removed) spdlog::info("host {}: removed", name);
 }
 
+void warn_unconfigured_uploads(const DaemonConfig& config) {
+  std::set<std::string> configured;
+  for (const auto& [name, host] : config.hosts) configured.insert(name);
+  const std::filesystem::path dir = config.state_dir / "uploads";
+  for (const auto& [name, notes] : unconfigured_uploads(dir, configured)) {
+    spdlog::warn(
+        "host {}: {} cut-off upload(s) may have left temporary files (.*.odd-tmp-*) there; oddd "
+        "removes them once the config names the host again (notes in {}; delete them to forget)",
+        name, notes, (dir / name).native());
+  }
+}
+
 // SIGHUP (DESIGN §10): hosts, secrets and limits are taken from the file again; anything wrong
 // in it keeps the running config whole.
 void reload(const ConfigOverrides& overrides, DaemonConfig& current, HostRegistry& hosts,
@@ -85,6 +98,7 @@ void reload(const ConfigOverrides& overrides, DaemonConfig& current, HostRegistr
   }
   secret_values = *secrets;
   log_host_changes(hosts.configure(config->hosts));
+  warn_unconfigured_uploads(*config);
   manager.set_secrets(template_values(*secrets));
   server.set_limits(config->limits.max_connections, config->limits.max_header_bytes,
                     config->limits.max_request_bytes);
@@ -129,6 +143,7 @@ int serve(const DaemonConfig& config, const ConfigOverrides& overrides,
                              std::move(passphrase), state_dir, journal);
       });
   log_host_changes(hosts.configure(config.hosts));
+  warn_unconfigured_uploads(config);
   DaemonConfig current = config;
 
   SystemClock clock;

@@ -114,4 +114,21 @@ Status UploadJournal::forget(const std::string& tag) {
   return ok_status();
 }
 
+std::map<std::string, std::size_t> unconfigured_uploads(const fs::path& uploads_dir,
+                                                        const std::set<std::string>& configured) {
+  std::map<std::string, std::size_t> found;
+  std::error_code ec;
+  for (const fs::directory_entry& host : fs::directory_iterator(uploads_dir, ec)) {
+    const std::string name = host.path().filename().native();
+    if (configured.contains(name) || !host.is_directory(ec)) continue;
+    std::size_t notes = 0;
+    for (const fs::directory_entry& entry : fs::directory_iterator(host.path(), ec)) {
+      const std::string file = entry.path().filename().native();
+      if (file.ends_with(kSuffix) && is_tag(file.substr(0, file.size() - kSuffix.size()))) ++notes;
+    }
+    if (notes > 0) found.emplace(name, notes);
+  }
+  return found;
+}
+
 }  // namespace odd::daemon

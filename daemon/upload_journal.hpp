@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,5 +59,12 @@ class UploadJournal {
   std::vector<Upload> left_behind_;
   bool loaded_ = false;
 };
+
+// The host directories under `uploads_dir` (state_dir/uploads) that hold notes although
+// `configured` does not name the host, with their number of notes: the temporaries of those
+// uploads stay on the host until it is configured again. A directory that cannot be listed counts
+// as empty.
+std::map<std::string, std::size_t> unconfigured_uploads(const std::filesystem::path& uploads_dir,
+                                                        const std::set<std::string>& configured);
 
 }  // namespace odd::daemon

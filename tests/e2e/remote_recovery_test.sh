@@ -136,7 +136,16 @@ wait "$ODDD_PID" 2>/dev/null || true
 ODDD_PID=""
 check "the temporary file outlived the daemon" growing
 expect_eq "$(find "$E2E_DIR/state/uploads/vm" -name '*.json' | wc -l)" 1 "notes of the killed upload"
+# A host the config no longer names: its note is reported, and kept for when the host returns.
+mkdir -p "$E2E_DIR/state/uploads/gone"
+echo '{"format":1,"dest":"/srv/x"}' >"$E2E_DIR/state/uploads/gone/0123456789abcdef.json"
 start_oddd "$hosts"
+check "oddd reports the uploads to a host no longer configured" \
+  grep -q "host gone: 1 cut-off upload(s) may have left temporary files" "$E2E_DIR/oddd.log"
+check "their note is kept" test -f "$E2E_DIR/state/uploads/gone/0123456789abcdef.json"
+kill -HUP "$ODDD_PID"
+warned_twice() { [ "$(grep -c "host gone: 1 cut-off upload(s)" "$E2E_DIR/oddd.log")" -ge 2 ]; }
+wait_for 10 "the warning again after SIGHUP" warned_twice
 wait_state "$run" failed 30
 no_temporary() { [ -z "$(find "$remote/up" -name '.big.bin.odd-tmp-*')" ]; }
 wait_for 60 "the removal of the temporary file" no_temporary

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -108,6 +109,28 @@ TEST_CASE("UploadJournal::begin names the path it cannot write") {
   REQUIRE_FALSE(tag.has_value());
   CHECK(tag.error().message().find((dir / "uploads").native()) != std::string::npos);
   CHECK_FALSE(journal.has_left_behind());
+}
+
+TEST_CASE("unconfigured_uploads: hosts with notes that the config does not name") {
+  TempDir dir;
+  const fs::path uploads = dir / "uploads";
+  UploadJournal kept(uploads / "vm");
+  UploadJournal gone(uploads / "gone");
+  UploadJournal finished(uploads / "finished");
+  REQUIRE(kept.begin("/a").has_value());
+  REQUIRE(gone.begin("/b").has_value());
+  REQUIRE(gone.begin("/c").has_value());
+  auto tag = finished.begin("/d");
+  REQUIRE(tag.has_value());
+  REQUIRE(finished.finish(*tag, true).ok());
+  fs::create_directories(uploads / "stray");
+  testing::write_file(uploads / "stray" / "notes.txt", "not a note");
+  testing::write_file(uploads / "plain-file", "x");
+
+  const auto found = unconfigured_uploads(uploads, {"vm"});
+  CHECK(found == std::map<std::string, std::size_t>{{"gone", 2}});
+  CHECK(unconfigured_uploads(uploads, {"vm", "gone"}).empty());
+  CHECK(unconfigured_uploads(dir / "nothing-here", {}).empty());
 }
 
 }  // namespace
