@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -20,9 +21,15 @@ constexpr int kFormat = 1;
 constexpr std::string_view kSuffix = ".json";
 constexpr std::size_t kTagLength = 16;
 
-bool is_tag(std::string_view text) {
-  return text.size() == kTagLength &&
-         text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+// The tag of the note `file`, or nothing if the file is not one.
+std::optional<std::string> note_tag(const fs::path& file) {
+  const std::string name = file.filename().native();
+  if (!name.ends_with(kSuffix)) return std::nullopt;
+  std::string tag = name.substr(0, name.size() - kSuffix.size());
+  if (tag.size() != kTagLength || tag.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return std::nullopt;
+  }
+  return tag;
 }
 
 }  // namespace
@@ -77,11 +84,11 @@ void UploadJournal::load(std::vector<std::string>* unreadable) {
   if (loaded_) return;
   loaded_ = true;
   std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().native();
-    if (!name.ends_with(kSuffix)) continue;
-    const std::string tag = name.substr(0, name.size() - kSuffix.size());
-    if (!is_tag(tag) || running_.contains(tag)) continue;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::directory_entry& entry = *it;
+    const std::optional<std::string> found = note_tag(entry.path());
+    if (!found || running_.contains(*found)) continue;
+    const std::string& tag = *found;
     if (std::any_of(left_behind_.begin(), left_behind_.end(),
                     [&tag](const Upload& u) { return u.tag == tag; })) {
       continue;
@@ -118,13 +125,14 @@ std::map<std::string, std::size_t> unconfigured_uploads(const fs::path& uploads_
                                                         const std::set<std::string>& configured) {
   std::map<std::string, std::size_t> found;
   std::error_code ec;
-  for (const fs::directory_entry& host : fs::directory_iterator(uploads_dir, ec)) {
-    const std::string name = host.path().filename().native();
-    if (configured.contains(name) || !host.is_directory(ec)) continue;
+  for (fs::directory_iterator it(uploads_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().native();
+    std::error_code host_ec;
+    if (configured.contains(name) || !it->is_directory(host_ec)) continue;
     std::size_t notes = 0;
-    for (const fs::directory_entry& entry : fs::directory_iterator(host.path(), ec)) {
-      const std::string file = entry.path().filename().native();
-      if (file.ends_with(kSuffix) && is_tag(file.substr(0, file.size() - kSuffix.size()))) ++notes;
+    for (fs::directory_iterator note(it->path(), host_ec); !host_ec && note != end;
+         note.increment(host_ec)) {
+      if (note_tag(note->path())) ++notes;
     }
     if (notes > 0) found.emplace(name, notes);
   }
