@@ -231,9 +231,10 @@ Result<std::unique_ptr<ByteCursor>> open_artifacts_tar(asio::any_io_executor exe
     entries.push_back({Entry::Kind::kDirectory, folder, {}, {}, 0, finished});
     std::vector<std::filesystem::path> logs;
     std::error_code ec;
-    for (const auto& file : std::filesystem::directory_iterator(jobs_dir / job.key, ec)) {
-      const std::string name = file.path().filename().string();
-      if (name.size() > 8 && name.ends_with(".log.zst")) logs.push_back(file.path());
+    for (std::filesystem::directory_iterator it(jobs_dir / job.key, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.size() > 8 && name.ends_with(".log.zst")) logs.push_back(it->path());
     }
     std::sort(logs.begin(), logs.end());
     for (const auto& log : logs) {

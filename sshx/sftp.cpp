@@ -498,8 +498,9 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
   for (; it != end; it.increment(ec)) {
     if (ec) co_return errno_status(ec.value(), "reading " + local.string());
     const fs::path path = it->path();
-    const std::string target = join(remote, fs::relative(path, local).generic_string());
-    const fs::file_status st = it->symlink_status();
+    const std::string target = join(remote, path.lexically_relative(local).generic_string());
+    const fs::file_status st = it->symlink_status(ec);
+    if (ec) co_return errno_status(ec.value(), "reading " + path.string());
     if (fs::is_symlink(st)) {
       co_return invalid_argument("upload source " + path.string() +
                                  " is a symlink (symlinks in an uploaded tree are refused)");
