@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 #include <random>
+#include <system_error>
 #include <utility>
 
 #include "daemon/artifacts.hpp"
@@ -323,7 +324,8 @@ asio::awaitable<Result<Submitted>> RunManager::submit(proto::SubmitRequest reque
     run_id =
         proto::make_run_id(env_.clock->wall_now(), static_cast<std::uint16_t>(entropy() & 0xffff));
     auto dir = store_.run_dir(run_id);
-    if (dir && !active_.count(run_id) && !std::filesystem::exists(*dir)) break;
+    std::error_code ec;
+    if (dir && !active_.count(run_id) && !std::filesystem::exists(*dir, ec) && !ec) break;
   }
   auto planned = plan(request, run_id);
   if (!planned) co_return planned.error();
