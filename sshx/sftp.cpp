@@ -623,8 +623,9 @@ asio::awaitable<Status> download_file(Sftp& sftp, const std::string& remote, con
     Status closed = co_await sftp.close(h, remote);
     if (status.ok()) status = closed;
   }
-  if (status.ok() && ::fchmod(out.fd, mode & 0777) != 0)
+  if (status.ok() && ::fchmod(out.fd, mode & 0777) != 0) {
     status = errno_status(errno, "chmod " + temp.string());
+  }
   if (status.ok() && ::rename(temp.c_str(), local.c_str()) != 0) {
     status = errno_status(errno, "renaming into " + local.string());
   }
