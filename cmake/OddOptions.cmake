@@ -19,7 +19,9 @@ target_compile_definitions(odd_options INTERFACE
 # difference across sections"); every other UBSan check stays on.
 set(ODD_NO_SANITIZE_FUNCTION $<$<CXX_COMPILER_ID:Clang>:-fno-sanitize=function>)
 
-if(ODD_SANITIZE)
+# A fuzz build is a sanitizer build whose code also carries libFuzzer's coverage instrumentation,
+# so one clang build serves the sanitized tests and the fuzz targets.
+if(ODD_SANITIZE OR ODD_FUZZ)
   target_compile_options(odd_options INTERFACE
     -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
     ${ODD_NO_SANITIZE_FUNCTION})
@@ -30,10 +32,7 @@ if(ODD_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "ODD_FUZZ needs clang (libFuzzer): configure with CMAKE_CXX_COMPILER=clang++")
   endif()
-  target_compile_options(odd_options INTERFACE
-    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
-    ${ODD_NO_SANITIZE_FUNCTION})
-  target_link_options(odd_options INTERFACE -fsanitize=address,undefined)
+  target_compile_options(odd_options INTERFACE -fsanitize=fuzzer-no-link)
 endif()
 
 if(ODD_CLANG_TIDY)
