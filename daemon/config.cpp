@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,13 +12,13 @@
 #include <initializer_list>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <system_error>
 #include <utility>
 
 #include "engine/endpoint.hpp"
 #include "proto/duration.hpp"
 #include "proto/spec.hpp"
+#include "proto/yaml_document.hpp"
 
 namespace odd::daemon {
 
@@ -209,35 +208,6 @@ std::string size_text(std::size_t bytes) {
   if (bytes % (1024 * 1024) == 0) return std::to_string(bytes >> 20) + "MiB";
   if (bytes % 1024 == 0) return std::to_string(bytes >> 10) + "KiB";
   return std::to_string(bytes);
-}
-
-// Notes where each document starts, to refuse a file of several (a YAML::Load would read the
-// first one silently).
-class DocumentCounter : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override { starts_.push_back(mark); }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-
-  const std::vector<YAML::Mark>& starts() const { return starts_; }
-
- private:
-  std::vector<YAML::Mark> starts_;
-};
-
-std::string yaml_at(const YAML::Mark& mark) {
-  if (mark.is_null()) return "invalid YAML";
-  return "invalid YAML at line " + std::to_string(mark.line + 1) + ", column " +
-         std::to_string(mark.column + 1);
 }
 
 // Reads one document's nodes into a DaemonConfig; every error names the file and key path.
@@ -734,30 +704,13 @@ Result<DaemonConfig> parse_config(std::string_view text, std::string_view file_n
     return reader.fail(
         "", "the file is " + std::to_string(text.size()) + " bytes, more than the limit of 1MiB");
   }
-  const std::string input(text);
-  YAML::Node root;
-  try {
-    // yaml-cpp 0.7's LoadAll never returns on a stray ',' (jbeder/yaml-cpp#1040), so documents
-    // are counted with at most two calls and only the first is loaded.
-    std::istringstream stream(input);
-    YAML::Parser parser(stream);
-    DocumentCounter counter;
-    for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
-    }
-    if (counter.starts().size() > 1) {
-      return reader.fail("", yaml_at(counter.starts()[1]) +
-                                 ": expected a single document (a second one, or a stray ',', "
-                                 "starts here)");
-    }
-    root = YAML::Load(input);
-  } catch (const YAML::Exception& e) {
-    return reader.fail("", yaml_at(e.mark) + ": " + e.msg);
-  }
+  auto root = proto::load_yaml_document(text);
+  if (!root) return reader.fail("", root.error().message());
   DaemonConfig out = base;
   try {
-    if (auto s = reader.read(root, out); !s.ok()) return s;
+    if (auto s = reader.read(*root, out); !s.ok()) return s;
   } catch (const YAML::Exception& e) {
-    return reader.fail("", yaml_at(e.mark) + ": " + e.msg);
+    return reader.fail("", proto::describe_yaml_error(e));
   }
   return out;
 }
