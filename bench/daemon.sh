@@ -19,8 +19,8 @@ flood_bytes="${ODD_BENCH_FLOOD_BYTES:-275000000}"
 export ODD_TEST_IMAGE="${ODD_TEST_IMAGE:-odd-test/busybox:1}"
 if [ -x /usr/bin/docker ]; then docker=/usr/bin/docker; else docker="$(command -v docker)"; fi
 
-say() { echo "bench: $*" >&2; }
-wants() { [[ " $only " == *" $1 "* ]]; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 cmake --build "$build_dir" --target oddd oddc odd_bench_floor -j 2 >/dev/null
 oddd="$build_dir/daemon/oddd"
@@ -174,8 +174,8 @@ if wants p10; then
     run=$("$oddc" run one.yml --json | python3 -c "import json,sys; print(json.load(sys.stdin)['run_id'])")
   fi
   median_ms() {
-    local i t0 t1 times=()
-    for i in $(seq 1 31); do
+    local t0 t1 times=()
+    for _ in $(seq 1 31); do
       t0=$(now); "$@" >/dev/null; t1=$(now)
       times+=("$(sub "$t1" "$t0")")
     done

@@ -35,7 +35,8 @@ if [ -x /usr/bin/docker ]; then docker=/usr/bin/docker; else docker="$(command -
 # Debian's interpreter is the one with Debian's python3-docker.
 if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python="$(command -v python3)"; fi
 
-say() { echo "bench: $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 work="$(mktemp -d /tmp/odd-bench.XXXXXX)"
 dockerd_dir=""
@@ -100,27 +101,7 @@ socket="${ODD_TEST_DOCKER_HOST#unix://}"
 
 # --- running peers --------------------------------------------------------------------------
 
-# Results live in $work/BENCH.PEER.ROUND.json (the JSON line) or, for a peer that failed,
-# $work/BENCH.PEER.ROUND.err alone: a failing peer is reported, not the end of the run.
 round=1
-save_result() {
-  echo "$3" >"$work/$1.$2.$round.json"
-  if [ -n "${ODD_BENCH_JSON:-}" ]; then
-    echo "{\"bench\":\"$1\",\"peer\":\"$2\",\"result\":$3}" >>"$ODD_BENCH_JSON"
-  fi
-}
-
-# run_peer BENCH PEER CMD...: a peer that prints its own JSON line.
-run_peer() {
-  local bench="$1" peer="$2" out
-  shift 2
-  say "$bench: $peer"
-  if out="$("$@" 2>"$work/$bench.$peer.$round.err")" && [ -n "$out" ]; then
-    save_result "$bench" "$peer" "$out"
-  else
-    say "$bench: $peer failed: $(tail -n 3 "$work/$bench.$peer.$round.err")"
-  fi
-}
 
 # time_peer BENCH PEER CMD...: a reader that prints no JSON: its wall time and user+sys CPU
 # (children included) are measured here, its output discarded.
@@ -140,8 +121,6 @@ time_peer() {
   save_result "$bench" "$peer" \
     "{\"stdout_bytes\":null,\"stderr_bytes\":null,\"wall_s\":$real,\"cpu_s\":$cpu}"
 }
-
-wants() { [[ " $only " == *" $1 "* ]]; }
 
 dockerpy="$root/bench/peers/dockerpy_bench.py"
 cli="$root/bench/peers/cli_bench.sh"

@@ -34,8 +34,8 @@ readonly kHosts=4
 # Debian's interpreter is the one with Debian's python3-paramiko.
 if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python="$(command -v python3)"; fi
 
-say() { echo "bench: $*" >&2; }
-wants() { [[ " $only " == *" $1 "* ]]; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 say "building odd_bench_ssh, oddd and oddc in $build_dir"
 cmake --build "$build_dir" --target odd_bench_ssh oddd oddc -j 2 >/dev/null
@@ -101,26 +101,7 @@ h1="$work/s1"
 
 # --- results ----------------------------------------------------------------------------------
 
-# $work/BENCH.PEER.ROUND.json holds a peer's JSON line; a failed peer leaves BENCH.PEER.ROUND.err.
 round=1
-save_result() {
-  echo "$3" >"$work/$1.$2.$round.json"
-  if [ -n "${ODD_BENCH_JSON:-}" ]; then
-    echo "{\"bench\":\"$1\",\"peer\":\"$2\",\"result\":$3}" >>"$ODD_BENCH_JSON"
-  fi
-}
-
-# run_peer BENCH PEER CMD...: a peer that prints its own JSON line.
-run_peer() {
-  local bench="$1" peer="$2" out
-  shift 2
-  say "$bench: $peer"
-  if out="$("$@" 2>"$work/$bench.$peer.$round.err" </dev/null)" && [ -n "$out" ]; then
-    save_result "$bench" "$peer" "$out"
-  else
-    say "$bench: $peer failed: $(tail -n 3 "$work/$bench.$peer.$round.err")"
-  fi
-}
 
 usec() { echo "${EPOCHREALTIME/./}"; }
 
