@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up of the end-to-end tests: each test starts its own oddd (private socket, state dir
 # and config) against the private dockerd of tests/support/with-dockerd.sh and drives it with the
 # real oddc. Sourced by tests/e2e/*_test.sh; needs ODD_BIN_DIR (the build directory),
@@ -8,6 +9,7 @@ set -euo pipefail
 : "${ODD_TEST_DOCKER_HOST:?run under tests/support/with-dockerd.sh}"
 : "${ODD_TEST_IMAGE:=odd-test/busybox:1}"
 
+# shellcheck disable=SC2034 # for the tests that source this file
 E2E_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ODDD="$ODD_BIN_DIR/daemon/oddd"
 ODDC="$ODD_BIN_DIR/oddc/oddc"
@@ -30,7 +32,11 @@ e2e_cleanup() {
   # Whatever a failed test left behind is removed, so the next test starts clean.
   local left
   left=$(odd_containers 2>/dev/null || true)
-  if [ -n "$left" ]; then "${DOCKER[@]}" rm -f $left >/dev/null 2>&1 || true; fi
+  if [ -n "$left" ]; then
+    local ids
+    mapfile -t ids <<<"$left"
+    "${DOCKER[@]}" rm -f "${ids[@]}" >/dev/null 2>&1 || true
+  fi
   if [ "$rc" -ne 0 ] || [ "$E2E_FAILED" -ne 0 ]; then
     echo "--- oddd log ($E2E_DIR/oddd.log) ---" >&2
     tail -n 60 "$E2E_DIR/oddd.log" >&2 2>/dev/null || true
@@ -74,6 +80,7 @@ expect_exit() {
 
 # start_oddd [EXTRA CONFIG LINES]: starts oddd on a private socket and state dir; its local
 # dockerd is $E2E_LOCAL_DOCKER_HOST if set, else the test dockerd.
+# shellcheck disable=SC2120 # the extra lines are optional
 start_oddd() {
   mkdir -p "$E2E_DIR/state"
   cat >"$E2E_DIR/oddd.yaml" <<YAML
@@ -87,8 +94,7 @@ ${1:-}
 YAML
   "$ODDD" --config "$E2E_DIR/oddd.yaml" --log-level debug >"$E2E_DIR/oddd.log" 2>&1 &
   ODDD_PID=$!
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     if "$ODDC" ping >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "$ODDD_PID" 2>/dev/null; then fail "oddd exited during start-up"; fi
     sleep 0.1
@@ -123,8 +129,8 @@ json() { python3 -c "import json,sys; d=json.loads(sys.stdin.read()); print($1)"
 
 # wait_state RUN STATE [SECONDS]: waits until `oddc status RUN` reports the run state.
 wait_state() {
-  local run="$1" want="$2" limit="${3:-60}" i state=""
-  for i in $(seq 1 $((limit * 10))); do
+  local run="$1" want="$2" limit="${3:-60}" state=""
+  for _ in $(seq 1 $((limit * 10))); do
     state=$("$ODDC" status "$run" --json 2>/dev/null |
       python3 -c "import json,sys; print(json.load(sys.stdin)['state'])" 2>/dev/null || true)
     if [ "$state" = "$want" ]; then return 0; fi
@@ -135,8 +141,8 @@ wait_state() {
 
 # wait_job_running RUN: waits until some job of RUN is running.
 wait_job_running() {
-  local run="$1" i
-  for i in $(seq 1 300); do
+  local run="$1"
+  for _ in $(seq 1 300); do
     if "$ODDC" status "$run" --json 2>/dev/null | python3 -c \
       "import json,sys; sys.exit(0 if any(j['state']=='running' for j in json.load(sys.stdin)['jobs']) else 1)" \
       2>/dev/null; then return 0; fi

@@ -5,6 +5,7 @@ source "$(dirname "$0")/lib.sh"
 start_oddd
 cd "$E2E_DIR"
 
+# shellcheck disable=SC2016 # expanded by the container's shell
 gen='i=0; while [ $i -lt 300 ]; do echo "line $i of stdout"; echo "err $i" >&2; i=$((i+1)); done;
 printf "\001\002\377 binary\n"; head -c 20000 /dev/zero | tr "\0" x; echo; printf "no newline"'
 spec bytes.yml <<YAML

@@ -78,7 +78,8 @@ expect_eq "$(cat "$E2E_DIR/art/files/flux/raw-results/summary.json")" '{"passed"
   "the downloaded results are in the artifacts"
 if grep -rqF "$secret_value" "$E2E_DIR/state"; then fail "the secret was written under the state dir"; fi
 if grep -q "AES-128-CTR" "$E2E_DIR/oddd.log"; then fail "oddd could not install its AES-128-CTR provider"; fi
-"${DOCKER[@]}" rmi -f $("${DOCKER[@]}" images -q odd-e2e-remote) >/dev/null 2>&1 || true
+mapfile -t images < <("${DOCKER[@]}" images -q odd-e2e-remote)
+[ ${#images[@]} -eq 0 ] || "${DOCKER[@]}" rmi -f "${images[@]}" >/dev/null 2>&1 || true
 
 spec failing.yml <<YAML
 version: 1
