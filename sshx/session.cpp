@@ -535,10 +535,10 @@ asio::awaitable<Status> Session::authenticate(Deadline deadline) {
   const char* socket_path = std::getenv("SSH_AUTH_SOCK");
   const std::string where = socket_path != nullptr ? socket_path : "(SSH_AUTH_SOCK is not set)";
   if (agent.agent == nullptr || libssh2_agent_connect(agent.agent) != 0) {
-    co_return unavailable(description_ + ": ssh-agent unreachable at " + where);
+    co_return permission_denied(description_ + ": ssh-agent unreachable at " + where);
   }
   if (libssh2_agent_list_identities(agent.agent) != 0) {
-    co_return unavailable(description_ + ": cannot list the keys of ssh-agent at " + where);
+    co_return permission_denied(description_ + ": cannot list the keys of ssh-agent at " + where);
   }
   libssh2_agent_publickey* identity = nullptr;
   int tried = 0;

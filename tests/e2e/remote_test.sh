@@ -2,8 +2,9 @@
 # Remote hosts over SSH, end to end through oddd and oddc against the private sshd in its network
 # namespace (tests/support/sshd.sh): a `.env` uploaded from a secret, a tree uploaded, a command
 # run with outputs, results downloaded into the run's artifacts, the secret in no stored file;
-# a container built and run on the host's dockerd through the SSH tunnel; a failing command,
-# a deadline that kills the remote command, and a host whose key changed.
+# a container built and run on the host's dockerd through the SSH tunnel; a host reached through
+# ssh-agent; a failing command, a deadline that kills the remote command, and a host whose key
+# changed.
 source "$(dirname "$0")/lib.sh"
 : "${ODD_TEST_SSHD_DIR:?run under tests/support/with-dockerd.sh}"
 # shellcheck disable=SC1091
@@ -12,20 +13,27 @@ remote_dir="$ODD_SSHD_DIR/remote/e2e-$$"
 secret_value="tok-$RANDOM$RANDOM-secret"
 printf 'TOKEN=%s\n' "$secret_value" >"$E2E_DIR/tester.env"
 
-host_entry() { # NAME KNOWN_HOSTS
+host_entry() { # NAME KNOWN_HOSTS [AUTH]
   cat <<YAML
   $1:
     address: $ODD_SSHD_ADDR
     port: $ODD_SSHD_PORT
     user: $ODD_SSHD_USER
-    identity: $ODD_SSHD_DIR/id_ed25519
+    ${3:-identity: $ODD_SSHD_DIR/id_ed25519}
     known_hosts: $ODD_SSHD_DIR/$2
     docker: true
 YAML
 }
+# oddd authenticates to `agented` through this ssh-agent, which holds the ecdsa key.
+agent_env=$(ssh-agent -s -a "$E2E_DIR/agent.sock")
+agent_pid=$(sed -n 's/.*SSH_AGENT_PID=\([0-9]*\).*/\1/p' <<<"$agent_env")
+E2E_ON_EXIT+=("kill $agent_pid")
+export SSH_AUTH_SOCK="$E2E_DIR/agent.sock"
+ssh-add -q "$ODD_SSHD_DIR/id_ecdsa" </dev/null 2>/dev/null
 start_oddd "hosts:
 $(host_entry tester1 known_hosts)
 $(host_entry moved known_hosts_other)
+$(host_entry agented known_hosts "agent: true")
 secrets:
   TESTER_ENV: { file: $E2E_DIR/tester.env }"
 cd "$E2E_DIR"
@@ -62,6 +70,10 @@ jobs:
       - id: build
         build: { context: ./ctx, repository: odd-e2e-remote }
       - run: { image: "\${{ steps.build.outputs.image }}", cmd: ["echo", "hello from the remote dockerd"] }
+  agent:
+    host: agented
+    steps:
+      - exec: { cmd: "echo signed in through ssh-agent" }
 YAML
 expect_exit 0 "$ODDC" run remote.yml --json
 run_id=$(json "d['run_id']")
@@ -73,6 +85,9 @@ check "the uploaded .env has mode 600" grep -qx "600" <<<"$OUT"
 check "the secret is masked in the log" grep -qx "the token is \*\*\*" <<<"$OUT"
 expect_exit 0 "$ODDC" logs "$run_id" image
 check "the container ran on the remote dockerd" grep -q "hello from the remote dockerd" <<<"$OUT"
+expect_exit 0 "$ODDC" logs "$run_id" agent
+check "the host reached through ssh-agent ran the step" \
+  grep -q "signed in through ssh-agent" <<<"$OUT"
 expect_exit 0 "$ODDC" artifacts "$run_id" -o "$E2E_DIR/art"
 expect_eq "$(cat "$E2E_DIR/art/files/flux/raw-results/summary.json")" '{"passed": 3}' \
   "the downloaded results are in the artifacts"

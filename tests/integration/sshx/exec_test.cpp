@@ -1,5 +1,8 @@
 #include "sshx/exec.hpp"
 
+#include <signal.h>
+#include <stdlib.h>
+
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdlib>
@@ -347,6 +350,88 @@ TEST_CASE("a key the server does not accept, an RSA key and a missing key are re
     ODD_CHECK_CODE(missing.error(), Code::kPermissionDenied);
     CHECK(missing.error().message().find("no_such_key") != std::string::npos);
   }());
+}
+
+// A real ssh-agent on a private socket, holding `keys` (file names in the sshd's dir), with
+// SSH_AUTH_SOCK pointing at it until the agent is stopped at the end of the scope.
+class TestAgent {
+ public:
+  explicit TestAgent(const std::vector<std::string>& keys) {
+    char tmpl[] = "/tmp/odd-agent.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir_ = tmpl;
+    socket_ = (dir_ / "agent.sock").string();
+    const std::string env = (dir_ / "env").string();
+    REQUIRE(std::system(("ssh-agent -s -a " + socket_ + " > " + env).c_str()) == 0);
+    const std::string printed = read_file(env);
+    const std::size_t at = printed.find("SSH_AGENT_PID=");
+    REQUIRE(at != std::string::npos);
+    pid_ = std::atoi(printed.c_str() + at + 14);
+    REQUIRE(pid_ > 0);
+    for (const auto& key : keys) {
+      const std::string add = "SSH_AUTH_SOCK=" + socket_ + " ssh-add -q " +
+                              (sshd().dir / key).string() + " </dev/null 2>/dev/null";
+      REQUIRE_MESSAGE(std::system(add.c_str()) == 0, "ssh-add " << key);
+    }
+    ::setenv("SSH_AUTH_SOCK", socket_.c_str(), 1);
+  }
+  ~TestAgent() {
+    ::unsetenv("SSH_AUTH_SOCK");
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  TestAgent(const TestAgent&) = delete;
+  TestAgent& operator=(const TestAgent&) = delete;
+
+  const std::string& socket() const { return socket_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::string socket_;
+  pid_t pid_ = 0;
+};
+
+sshx::SessionOptions agent_options() {
+  auto options = sshd_options();
+  options.identity.reset();
+  options.agent = true;
+  return options;
+}
+
+TEST_CASE("ssh-agent authentication tries the agent's keys until the server accepts one") {
+  TestAgent agent({"wrong_ed25519", "id_ed25519"});
+  run_io([]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok(agent_options());
+    auto out = co_await sshx::exec_capture(session, "echo via-agent", Millis(10'000));
+    ODD_REQUIRE_OK(out);
+    CHECK(*out == "via-agent\n");
+  }());
+}
+
+TEST_CASE("an agent whose keys the server refuses, an empty agent and no agent fail clearly") {
+  auto refused = [](const std::string& expected) {
+    run_io([](std::string want) -> asio::awaitable<void> {
+      auto session = co_await Session::connect(co_await asio::this_coro::executor, agent_options());
+      REQUIRE_FALSE(session.has_value());
+      ODD_CHECK_CODE(session.error(), Code::kPermissionDenied);
+      CHECK_MESSAGE(session.error().message().find(want) != std::string::npos,
+                    session.error().message());
+      CHECK(session.error().message().find(sshd().address) != std::string::npos);
+    }(expected));
+  };
+  {
+    TestAgent agent({"wrong_ed25519"});
+    refused("the server accepted none of the 1 keys of ssh-agent (" + agent.socket() + ")");
+  }
+  {
+    TestAgent agent({});
+    refused("the server accepted none of the 0 keys of ssh-agent (" + agent.socket() + ")");
+  }
+  ::setenv("SSH_AUTH_SOCK", "/tmp/odd-no-such-agent.sock", 1);
+  refused("ssh-agent unreachable at /tmp/odd-no-such-agent.sock");
+  ::unsetenv("SSH_AUTH_SOCK");
+  refused("ssh-agent unreachable at (SSH_AUTH_SOCK is not set)");
 }
 
 TEST_CASE("a port where nothing listens is unavailable, naming the host") {
