@@ -212,7 +212,75 @@ class BothCursor final : public ByteCursor {
   int locked_ = -1;
 };
 
+class JobCursor final : public ByteCursor {
+ public:
+  JobCursor(asio::any_io_executor executor, LogHub& hub, std::function<JobLogView()> view,
+            std::filesystem::path marker, LogSelect select, bool follow)
+      : executor_(std::move(executor)),
+        hub_(hub),
+        view_(std::move(view)),
+        marker_(std::move(marker)),
+        select_(select),
+        follow_(follow) {}
+
+  asio::awaitable<Result<std::string>> next() override {
+    for (;;) {
+      if (current_) {
+        auto piece = co_await current_->next();
+        if (!piece || !piece->empty()) co_return piece;
+        current_.reset();
+        ++next_pair_;
+      }
+      const std::uint64_t seen = hub_.version();
+      const JobLogView view = view_();
+      if (next_pair_ < view.pairs.size()) {
+        if (Status opened = open_pair(view.pairs[next_pair_]); !opened.ok()) co_return opened;
+        continue;
+      }
+      if (!follow_ || !view.open) co_return std::string();
+      const std::array<std::filesystem::path, 1> marker{marker_};
+      Status s = co_await hub_.wait(executor_, marker, seen, kLogFollowPoll);
+      if (!s.ok()) co_return s;
+    }
+  }
+
+  // Opens the cursor of `pair`, the next one to read.
+  Status open_pair(const std::pair<std::filesystem::path, std::filesystem::path>& pair) {
+    std::vector<std::filesystem::path> files;
+    if (select_ != LogSelect::kStderr) files.push_back(pair.first);
+    if (select_ != LogSelect::kStdout) files.push_back(pair.second);
+    auto cursor = open_log_cursor(executor_, hub_, std::move(files), follow_);
+    if (!cursor) return cursor.error();
+    current_ = std::move(*cursor);
+    return ok_status();
+  }
+
+ private:
+  asio::any_io_executor executor_;
+  LogHub& hub_;
+  std::function<JobLogView()> view_;
+  std::filesystem::path marker_;
+  LogSelect select_;
+  bool follow_;
+  std::size_t next_pair_ = 0;
+  std::unique_ptr<ByteCursor> current_;
+};
+
 }  // namespace
+
+Result<std::unique_ptr<ByteCursor>> open_job_log_cursor(asio::any_io_executor executor, LogHub& hub,
+                                                        std::function<JobLogView()> view,
+                                                        std::filesystem::path marker,
+                                                        LogSelect select, bool follow) {
+  const JobLogView now = view();
+  auto cursor = std::make_unique<JobCursor>(std::move(executor), hub, std::move(view),
+                                            std::move(marker), select, follow);
+  // A missing first file is an error of the request, not of a stream already begun.
+  if (!now.pairs.empty()) {
+    if (Status opened = cursor->open_pair(now.pairs.front()); !opened.ok()) return opened;
+  }
+  return std::unique_ptr<ByteCursor>(std::move(cursor));
+}
 
 Result<std::unique_ptr<ByteCursor>> open_log_cursor(asio::any_io_executor executor, LogHub& hub,
                                                     std::vector<std::filesystem::path> files,

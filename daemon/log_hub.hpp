@@ -11,10 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -79,5 +81,23 @@ inline constexpr std::chrono::milliseconds kLogFollowPoll{500};
 Result<std::unique_ptr<ByteCursor>> open_log_cursor(asio::any_io_executor executor, LogHub& hub,
                                                     std::vector<std::filesystem::path> files,
                                                     bool follow);
+
+// A job's log as it stands: the (stdout, stderr) files of one attempt's containers and exec
+// steps so far, in the order they were opened, and whether more may come (the attempt runs).
+struct JobLogView {
+  std::vector<std::pair<std::filesystem::path, std::filesystem::path>> pairs;
+  bool open = false;
+};
+
+// A cursor over every pair `view()` lists, one after the other, each read as open_log_cursor()
+// reads it (`select`: stdout, stderr or both). When `follow`, a live pair is followed to its end,
+// and while the view is open the cursor waits for the next pair: the writer notifies `marker` on
+// the hub when it adds one and closes it when the attempt ends. `view` is called on each turn.
+// not_found naming a file that does not exist: from here for the first pair, from next() for
+// later ones.
+Result<std::unique_ptr<ByteCursor>> open_job_log_cursor(asio::any_io_executor executor, LogHub& hub,
+                                                        std::function<JobLogView()> view,
+                                                        std::filesystem::path marker,
+                                                        LogSelect select, bool follow);
 
 }  // namespace odd::daemon

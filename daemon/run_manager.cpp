@@ -58,6 +58,22 @@ class StoredEventCursor final : public EventCursor {
   std::size_t index_ = 0;
 };
 
+// The hub key a job's log writer notifies when it opens a log pair and closes when an attempt
+// ends: the job's directory, which no log file is named after.
+std::filesystem::path job_log_marker(const std::filesystem::path& run_dir, const std::string& key) {
+  return run_dir / "jobs" / key;
+}
+
+// The log pairs attempt `attempt` of a job opened, in order.
+std::vector<std::pair<std::filesystem::path, std::filesystem::path>> attempt_logs(
+    const proto::JobSummary& summary, std::uint32_t attempt) {
+  std::vector<std::pair<std::filesystem::path, std::filesystem::path>> pairs;
+  for (const auto& log : summary.logs) {
+    if (log.attempt == attempt) pairs.emplace_back(log.stdout_path, log.stderr_path);
+  }
+  return pairs;
+}
+
 std::string join_keys(const std::vector<proto::JobStatus>& jobs) {
   std::string keys;
   for (const auto& job : jobs) {
@@ -82,6 +98,14 @@ class RunManager::ActiveRun final : public RunObserver {
 
   void on_event(const std::optional<std::string>& job, std::string_view type, proto::Json payload,
                 bool durable) override {
+    if (type == proto::kEventJobState && job) {
+      const auto state = payload.find("state");
+      if (state != payload.end() && *state == proto::to_string(proto::JobState::kRunning)) {
+        manager_.hub_.open(log_marker(*job));
+      } else {
+        manager_.hub_.close(log_marker(*job));
+      }
+    }
     proto::Event event;
     event.seq = events_.size() + 1;
     event.ts = now_seconds(*manager_.env_.clock);
@@ -115,6 +139,8 @@ class RunManager::ActiveRun final : public RunObserver {
     auto capture = LogCapture::open(manager_.executor_, std::move(options), std::move(listener),
                                     &manager_.hub_);
     if (!capture) return capture.error();
+    // The scheduler adds the pair to the job's summary before a woken follower runs again.
+    manager_.hub_.notify(log_marker(key));
     return std::unique_ptr<JobLog>(std::make_unique<CaptureLog>(std::move(*capture)));
   }
 
@@ -172,6 +198,10 @@ class RunManager::ActiveRun final : public RunObserver {
 
   const std::string& id() const { return record_.info.id; }
   RunExecution& execution() { return *execution_; }
+  std::filesystem::path log_marker(const std::string& key) const {
+    auto dir = manager_.store_.run_dir(record_.info.id);
+    return dir ? job_log_marker(*dir, key) : std::filesystem::path();
+  }
   const std::vector<proto::Event>& events() const { return events_; }
   Notifier& changed() { return changed_; }
   bool finished() const { return finished_; }
@@ -552,39 +582,60 @@ Result<std::unique_ptr<EventCursor>> RunManager::events(const std::string& run_i
 Result<std::unique_ptr<ByteCursor>> RunManager::logs(const std::string& run_id,
                                                      const std::string& job_key, LogSelect select,
                                                      bool follow) {
-  std::optional<std::pair<std::filesystem::path, std::filesystem::path>> files;
+  auto run_dir = store_.run_dir(run_id);
+  if (!run_dir) return run_dir.error();
+  std::filesystem::path marker = job_log_marker(*run_dir, job_key);
+  auto no_logs = [&](std::uint32_t attempt) {
+    return not_found("job " + job_key + " of run " + run_id + " has no logs" +
+                     (attempt > 1 ? " in attempt " + std::to_string(attempt) : std::string()) +
+                     " yet");
+  };
   if (auto run = find_active(run_id)) {
     const auto& jobs = run->execution().info().jobs;
-    if (std::none_of(jobs.begin(), jobs.end(), [&](const auto& j) { return j.key == job_key; })) {
+    const auto it =
+        std::find_if(jobs.begin(), jobs.end(), [&](const auto& j) { return j.key == job_key; });
+    if (it == jobs.end()) {
       return not_found("run " + run_id + " has no job " + job_key + " (jobs: " + join_keys(jobs) +
                        ")");
     }
-    files = run->execution().log_files(job_key);
-  } else {
-    auto info = get_run(run_id);
-    if (!info) return info.error();
-    if (std::none_of(info->jobs.begin(), info->jobs.end(),
-                     [&](const auto& j) { return j.key == job_key; })) {
-      return not_found("run " + run_id + " has no job " + job_key +
-                       " (jobs: " + join_keys(info->jobs) + ")");
-    }
-    auto summary = store_.load_run_summary(run_id);
-    if (summary) {
-      for (const auto& job : summary->jobs) {
-        if (job.key == job_key && job.log_paths.stdout_path && job.log_paths.stderr_path) {
-          files = std::make_pair(std::filesystem::path(*job.log_paths.stdout_path),
-                                 std::filesystem::path(*job.log_paths.stderr_path));
-        }
+    const auto index = static_cast<std::size_t>(it - jobs.begin());
+    const std::uint32_t attempt = it->attempt;
+    // The attempt running now, followed from step to step until it ends; a retry is another log.
+    auto view = [run, index, attempt] {
+      const proto::JobStatus& status = run->execution().info().jobs[index];
+      JobLogView v;
+      v.pairs = attempt_logs(run->execution().job_summaries()[index], attempt);
+      v.open = !run->finished() && status.state == proto::JobState::kRunning &&
+               status.attempt == attempt;
+      return v;
+    };
+    const JobLogView now = view();
+    if (now.pairs.empty() && !(follow && now.open)) return no_logs(attempt);
+    return open_job_log_cursor(executor_, hub_, std::move(view), std::move(marker), select, follow);
+  }
+  auto info = get_run(run_id);
+  if (!info) return info.error();
+  if (std::none_of(info->jobs.begin(), info->jobs.end(),
+                   [&](const auto& j) { return j.key == job_key; })) {
+    return not_found("run " + run_id + " has no job " + job_key +
+                     " (jobs: " + join_keys(info->jobs) + ")");
+  }
+  std::vector<std::pair<std::filesystem::path, std::filesystem::path>> pairs;
+  std::uint32_t attempt = 0;
+  if (auto summary = store_.load_run_summary(run_id)) {
+    for (const auto& job : summary->jobs) {
+      if (job.key != job_key) continue;
+      attempt = job.attempts;
+      pairs = attempt_logs(job, attempt);
+      // A summary written before `logs` existed names only the newest pair.
+      if (job.logs.empty() && job.log_paths.stdout_path && job.log_paths.stderr_path) {
+        pairs.emplace_back(*job.log_paths.stdout_path, *job.log_paths.stderr_path);
       }
     }
   }
-  if (!files) {
-    return not_found("job " + job_key + " of run " + run_id + " has no logs yet");
-  }
-  std::vector<std::filesystem::path> paths;
-  if (select != LogSelect::kStderr) paths.push_back(files->first);
-  if (select != LogSelect::kStdout) paths.push_back(files->second);
-  return open_log_cursor(executor_, hub_, std::move(paths), follow);
+  if (pairs.empty()) return no_logs(attempt);
+  auto view = [pairs = std::move(pairs)] { return JobLogView{pairs, false}; };
+  return open_job_log_cursor(executor_, hub_, std::move(view), std::move(marker), select, follow);
 }
 
 Result<std::unique_ptr<ByteCursor>> RunManager::artifacts(const std::string& run_id) {

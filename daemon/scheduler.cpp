@@ -73,6 +73,11 @@ bool inside_artifacts(const std::string& dest) {
   return std::none_of(path.begin(), path.end(), [](const auto& part) { return part == ".."; });
 }
 
+// How the names of a step's container and log files end: its id, or "step<n>".
+std::string step_name(const proto::StepSpec& step, std::size_t index) {
+  return step.id.value_or("step" + std::to_string(index + 1));
+}
+
 std::string step_label(const proto::StepSpec& step, std::size_t index) {
   if (step.id) return *step.id;
   std::string label(proto::step_kind_name(step.kind()));
@@ -94,7 +99,6 @@ struct RunExecution::Job {
   std::string cancel_reason;
   asio::cancellation_signal cancel_signal;
   proto::TemplateValues outputs;
-  std::optional<std::pair<std::filesystem::path, std::filesystem::path>> logs;
   Clock::TimePoint last_progress_event{};
   bool progress_pending = false;
 };
@@ -608,8 +612,15 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
     return render_field(text, context, proto::spec_path_key(path, field_key));
   };
 
+  // A job's one run step names its container after the job (DESIGN §9); in a job with several,
+  // each is named after its step too, as exec steps are, so no two share a container or log name.
   ContainerRequest request;
   request.name = "odd-" + plan_.run_id + "-" + key;
+  if (std::count_if(spec.steps.begin(), spec.steps.end(), [](const proto::StepSpec& s) {
+        return std::holds_alternative<proto::RunStep>(s.body);
+      }) > 1) {
+    request.name += "-" + step_name(step, step_index);
+  }
   if (attempt.number > 1) request.name += "-" + std::to_string(attempt.number);
   auto image = field(run.image, "image");
   if (!image) co_return image.error();
@@ -675,7 +686,7 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
   summary.container_id.reset();
 
   emit(&job, "container.create", {{"name", request.name}, {"attempt", attempt.number}}, true);
-  auto capture = open_job_log(job, attempt, request.name);
+  auto capture = open_job_log(job, attempt, request.name, step_label(step, step_index));
   if (!capture) co_return capture.error();
   JobLog& log = **capture;
 
@@ -723,7 +734,8 @@ asio::awaitable<Status> RunExecution::run_container_step(Job& job, Attempt& atte
 }
 
 Result<std::unique_ptr<JobLog>> RunExecution::open_job_log(Job& job, Attempt& attempt,
-                                                           const std::string& name) {
+                                                           const std::string& name,
+                                                           const std::string& step) {
   CaptureListener listener;
   listener.on_progress = [this, &job](const proto::Progress& progress) {
     info_.jobs[job.index].progress = progress;
@@ -747,10 +759,11 @@ Result<std::unique_ptr<JobLog>> RunExecution::open_job_log(Job& job, Attempt& at
   auto capture = observer_.open_capture(job.instance->key, name, std::move(listener));
   if (!capture) return capture.error().with_context("opening the logs of " + name);
   const JobLog& log = **capture;
-  job.logs = std::make_pair(log.stdout_path(), log.stderr_path());
   proto::JobSummary& summary = summaries_[job.index];
   summary.log_paths.stdout_path = log.stdout_path().string();
   summary.log_paths.stderr_path = log.stderr_path().string();
+  summary.logs.push_back(
+      {step, attempt.number, name, log.stdout_path().string(), log.stderr_path().string()});
   return capture;
 }
 
@@ -799,10 +812,10 @@ asio::awaitable<Status> RunExecution::run_exec_step(Job& job, Attempt& attempt,
   if (!remote) co_return remote.error();
 
   // Named like a container of the job, with the step: one log pair per exec step and attempt.
-  std::string name = "odd-" + plan_.run_id + "-" + job.instance->key + "-" +
-                     step.id.value_or("step" + std::to_string(step_index + 1));
+  std::string name =
+      "odd-" + plan_.run_id + "-" + job.instance->key + "-" + step_name(step, step_index);
   if (attempt.number > 1) name += "-" + std::to_string(attempt.number);
-  auto capture = open_job_log(job, attempt, name);
+  auto capture = open_job_log(job, attempt, name, label);
   if (!capture) co_return capture.error();
   JobLog& log = **capture;
 
@@ -953,14 +966,6 @@ proto::RunSummary RunExecution::summary() const {
   summary.jobs = summaries_;
   summary.counts = proto::count_jobs(summaries_);
   return summary;
-}
-
-std::optional<std::pair<std::filesystem::path, std::filesystem::path>> RunExecution::log_files(
-    std::string_view key) const {
-  for (const auto& job : jobs_) {
-    if (job->instance->key == key) return job->logs;
-  }
-  return std::nullopt;
 }
 
 }  // namespace odd::daemon

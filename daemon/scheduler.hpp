@@ -127,9 +127,6 @@ class RunExecution {
   const std::vector<proto::JobSummary>& job_summaries() const { return summaries_; }
   // The aggregate summary of the run as it stands.
   proto::RunSummary summary() const;
-  // The newest log files of job `key` (stdout, stderr), empty before its first container.
-  std::optional<std::pair<std::filesystem::path, std::filesystem::path>> log_files(
-      std::string_view key) const;
   bool final() const { return proto::is_final(info_.state); }
   const std::string& error() const { return error_; }
 
@@ -147,9 +144,10 @@ class RunExecution {
   asio::awaitable<Status> run_exec_step(Job& job, Attempt& attempt, std::size_t step_index);
   asio::awaitable<Status> run_upload_step(Job& job, Attempt& attempt, std::size_t step_index);
   asio::awaitable<Status> run_download_step(Job& job, Attempt& attempt, std::size_t step_index);
-  // The log of one container attempt or exec step, its lines feeding progress, suites and
-  // outputs of `job` and `attempt`; the job's newest logs from now on.
-  Result<std::unique_ptr<JobLog>> open_job_log(Job& job, Attempt& attempt, const std::string& name);
+  // The log of one container attempt or exec step (`step`, its label), its lines feeding
+  // progress, suites and outputs of `job` and `attempt`; added to the job summary's logs.
+  Result<std::unique_ptr<JobLog>> open_job_log(Job& job, Attempt& attempt, const std::string& name,
+                                               const std::string& step);
   // The job's remote host, or failed_precondition naming `path` and the host.
   Result<std::shared_ptr<RemoteHost>> remote_of(const Job& job, const std::string& path) const;
   // The job's container engine, or failed_precondition naming the host.

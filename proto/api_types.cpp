@@ -414,6 +414,17 @@ Result<JobSummary::LogPaths> log_paths_at(const Json& json, const std::string& p
   return finish(r, std::move(p));
 }
 
+Result<JobSummary::StepLog> step_log_at(const Json& json, const std::string& path) {
+  ObjectReader r(json, path);
+  JobSummary::StepLog l;
+  l.step = r.string("step");
+  l.attempt = r.unsigned_number<std::uint32_t>("attempt");
+  l.name = r.string("name");
+  l.stdout_path = r.string("stdout");
+  l.stderr_path = r.string("stderr");
+  return finish(r, std::move(l));
+}
+
 Result<JobSummary> job_summary_at(const Json& json, const std::string& path) {
   ObjectReader r(json, path);
   JobSummary s;
@@ -433,6 +444,7 @@ Result<JobSummary> job_summary_at(const Json& json, const std::string& path) {
   s.attempts = r.unsigned_number<std::uint32_t>("attempts");
   s.error = r.nullable_string("error");
   s.log_paths = r.object("log_paths", &log_paths_at);
+  s.logs = r.array("logs", &step_log_at, true);
   s.suites = r.array("suites", &suite_at);
   s.outputs = r.string_map("outputs");
   return finish(r, std::move(s));
@@ -676,6 +688,16 @@ Json encode(const JobSummary& s) {
   for (const auto& suite : s.suites) suites.push_back(encode(suite));
   out["suites"] = std::move(suites);
   out["outputs"] = encode_map(s.outputs);
+  // After DESIGN §9's keys, in their order: added later, so readers of the order see no change.
+  Json logs = Json::array();
+  for (const auto& log : s.logs) {
+    logs.push_back(Json{{"step", log.step},
+                        {"attempt", log.attempt},
+                        {"name", log.name},
+                        {"stdout", log.stdout_path},
+                        {"stderr", log.stderr_path}});
+  }
+  out["logs"] = std::move(logs);
   return out;
 }
 

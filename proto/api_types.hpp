@@ -147,12 +147,22 @@ struct Event {
   friend bool operator==(const Event&, const Event&) = default;
 };
 
-// runs/<id>/jobs/<key>/summary.json: exactly the stable keys of DESIGN §9, always all present.
+// runs/<id>/jobs/<key>/summary.json: the stable keys of DESIGN §9, always all present, and
+// `logs`, which summaries written before it lack.
 struct JobSummary {
   struct LogPaths {
     std::optional<std::string> stdout_path;  // "stdout"
     std::optional<std::string> stderr_path;  // "stderr"
     friend bool operator==(const LogPaths&, const LogPaths&) = default;
+  };
+  // The log pair of one container or exec step of one attempt.
+  struct StepLog {
+    std::string step;  // the step's id, or "<kind>#<n>"
+    std::uint32_t attempt = 1;
+    std::string name;         // the container (or exec step) its files are named after
+    std::string stdout_path;  // "stdout"
+    std::string stderr_path;  // "stderr"
+    friend bool operator==(const StepLog&, const StepLog&) = default;
   };
   std::string run_id;
   std::string job;
@@ -169,7 +179,8 @@ struct JobSummary {
   std::optional<std::int64_t> exit_code;
   std::uint32_t attempts = 0;
   std::optional<std::string> error;
-  LogPaths log_paths;
+  LogPaths log_paths;         // the newest of `logs`
+  std::vector<StepLog> logs;  // every attempt's, in the order they were opened
   std::vector<SuiteResult> suites;
   OutputMap outputs;
   friend bool operator==(const JobSummary&, const JobSummary&) = default;

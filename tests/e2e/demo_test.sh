@@ -28,7 +28,7 @@ state="$E2E_DIR/state/runs/$run"
 for key in test-arch test-debian test-fedora test-alpine; do
   OUT=$(cat "$state/jobs/$key/summary.json")
   expect_eq "$(json "list(d.keys())")" \
-    "['run_id', 'job', 'key', 'matrix', 'host', 'image', 'image_digest', 'container_id', 'container_name', 'started_at', 'finished_at', 'state', 'exit_code', 'attempts', 'error', 'log_paths', 'suites', 'outputs']" \
+    "['run_id', 'job', 'key', 'matrix', 'host', 'image', 'image_digest', 'container_id', 'container_name', 'started_at', 'finished_at', 'state', 'exit_code', 'attempts', 'error', 'log_paths', 'suites', 'outputs', 'logs']" \
     "$key summary keys"
   name=$(json "d['container_name']")
   expect_eq "$name" "odd-$run-$key" "$key container name"

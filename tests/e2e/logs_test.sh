@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Logs: byte-exact storage of both streams (binary bytes, a line over 16 KiB, no final newline),
-# a follower that stops reading does not stall the job, artifacts hold the decompressed logs.
+# a follower that stops reading does not stall the job, artifacts hold the decompressed logs; a
+# job of several run steps: a container each, one log with every step, live and stored.
 source "$(dirname "$0")/lib.sh"
 start_oddd
 cd "$E2E_DIR"
@@ -31,6 +32,35 @@ check "artifacts: aggregate summary" test -s "$E2E_DIR/art/aggregate-$run.json"
 check "artifacts: job summary" test -s "$E2E_DIR/art/job/odd-$run-job-summary.json"
 got=$(ls "$E2E_DIR"/art/job/odd-"$run"-job-stdout-*.log)
 check "artifacts: decompressed stdout" cmp "$E2E_DIR/want.out" "$got"
+
+# Several run steps in one job, the first kept: each gets its own container and log pair, and
+# the job's log, live at -v and stored, is every step's output in order.
+spec steps.yml <<YAML
+version: 1
+name: steps
+jobs:
+  job:
+    steps:
+      - id: first
+        run: { image: $ODD_TEST_IMAGE, cmd: ["echo", "from the first step"], keep: true }
+      - run: { image: $ODD_TEST_IMAGE, cmd: ["sh", "-c", "sleep 1; echo from the second step"] }
+YAML
+expect_exit 0 "$ODDC" run steps.yml -v
+check "-v shows the first step's output" grep -qx "\[job\] from the first step" <<<"$OUT"
+check "and the second's" grep -qx "\[job\] from the second step" <<<"$OUT"
+run=$(sed -n "1s/^run //p" <<<"$OUT")
+expect_exit 0 "$ODDC" logs "$run" job
+expect_eq "$OUT" "from the first step
+from the second step" "oddc logs: both steps, in order"
+expect_exit 0 "$ODDC" status "$run" --json
+summary="$E2E_DIR/state/runs/$run/jobs/job/summary.json"
+OUT=$(cat "$summary")
+expect_eq "$(json "[l['step'] for l in d['logs']]")" "['first', 'run#2']" "the summary lists both pairs"
+expect_eq "$(json "d['log_paths']['stdout'] == d['logs'][1]['stdout']")" True \
+  "log_paths names the newest pair"
+kept=$("${DOCKER[@]}" inspect "odd-$run-job-first" --format '{{.Name}}' 2>&1 || true)
+expect_eq "$kept" "/odd-$run-job-first" "the kept container is named after its step"
+"${DOCKER[@]}" rm -f "odd-$run-job-first" >/dev/null
 
 # A follower that stops reading: the job writes 40 MB and must still finish.
 spec flood.yml <<YAML

@@ -96,6 +96,33 @@ if grep -q "AES-128-CTR" "$E2E_DIR/oddd.log"; then fail "oddd could not install 
 mapfile -t images < <("${DOCKER[@]}" images -q odd-e2e-remote)
 [ ${#images[@]} -eq 0 ] || "${DOCKER[@]}" rmi -f "${images[@]}" >/dev/null 2>&1 || true
 
+# A secret from oddc's environment (--secret): used by the command, masked in the live output, the
+# stored log and the events, and in no file of the daemon's.
+run_secret="run-$RANDOM$RANDOM-token"
+spec oddc_secret.yml <<YAML
+version: 1
+name: oddc-secret
+jobs:
+  use:
+    host: tester1
+    steps:
+      - upload: { content: "\${{ secrets.RUN_TOKEN }}", dest: "$remote_dir/run-token", mode: "0600" }
+      - exec: { cmd: "echo token=\${{ secrets.RUN_TOKEN }}; echo file=\$(cat $remote_dir/run-token)" }
+YAML
+RUN_TOKEN="$run_secret" expect_exit 0 "$ODDC" run oddc_secret.yml --secret RUN_TOKEN -vv
+check "the live output masks the secret" grep -q "token=\*\*\*" <<<"$OUT"
+check "the secret reached the host" grep -qx "$run_secret" "$remote_dir/run-token"
+secret_run=$(sed -n "1s/^run //p" <<<"$OUT")
+expect_exit 0 "$ODDC" logs "$secret_run" use
+check "the stored log masks it, in the command's output and in the file it read" \
+  grep -q "token=\*\*\*" <<<"$OUT"
+check "the file's content is masked too" grep -q "file=\*\*\*" <<<"$OUT"
+expect_exit 0 "$ODDC" events "$secret_run"
+if grep -qF "$run_secret" <<<"$OUT$ERR"; then fail "an event carries the secret from --secret"; fi
+if grep -rqF "$run_secret" "$E2E_DIR/state" "$E2E_DIR/oddd.log"; then
+  fail "the secret from --secret was written by the daemon"
+fi
+
 spec failing.yml <<YAML
 version: 1
 name: failing

@@ -128,6 +128,99 @@ TEST_CASE("a follower sees what is written after it started and ends when the ca
   CHECK(f.hub.waiters() == 0);
 }
 
+TEST_CASE("a job cursor reads step after step and, following, waits for the attempt's next step") {
+  Fixture f;
+  const std::filesystem::path marker = f.dir / "jobs-marker";
+  JobLogView view;
+  view.open = true;
+  f.hub.open(marker);
+  auto cursor =
+      open_job_log_cursor(
+          f.io.get_executor(), f.hub, [&view] { return view; }, marker, LogSelect::kBoth, true)
+          .value();
+  Drained seen;
+  spawn(f.io, drain(*cursor, seen));
+  // No step has a log yet: the follower waits instead of ending.
+  poll(f.io);
+  CHECK_FALSE(seen.done);
+
+  auto writer = [&]() -> asio::awaitable<void> {
+    auto first = f.open("step1");
+    view.pairs.emplace_back(first->stdout_path(), first->stderr_path());
+    f.hub.notify(marker);
+    first->write(OutputStream::kStdout, "compose up\n");
+    first->write(OutputStream::kStderr, "pulling\n");
+    REQUIRE(first->close().ok());
+    co_await pause(std::chrono::milliseconds(2));
+    CHECK_FALSE(seen.done);
+    auto second = f.open("step2");
+    view.pairs.emplace_back(second->stdout_path(), second->stderr_path());
+    f.hub.notify(marker);
+    second->write(OutputStream::kStdout, "pytest passed\n");
+    REQUIRE(second->close().ok());
+    co_await pause(std::chrono::milliseconds(2));
+    CHECK_FALSE(seen.done);
+    view.open = false;
+    f.hub.close(marker);
+  };
+  spawn(f.io, writer());
+  f.io.run();
+  CHECK(seen.done);
+  CHECK(seen.status.ok());
+  const std::string all = joined(seen.pieces);
+  CHECK(all.find("compose up\n") != std::string::npos);
+  CHECK(all.find("pulling\n") != std::string::npos);
+  CHECK(all.ends_with("pytest passed\n"));
+  CHECK(f.hub.waiters() == 0);
+
+  // Read again without following: the same steps, stdout only, in order.
+  auto stored =
+      open_job_log_cursor(
+          f.io.get_executor(), f.hub, [&view] { return view; }, marker, LogSelect::kStdout, false)
+          .value();
+  Drained again;
+  spawn(f.io, drain(*stored, again));
+  poll(f.io);
+  CHECK(again.done);
+  CHECK(joined(again.pieces) == "compose up\npytest passed\n");
+}
+
+TEST_CASE("a job cursor that does not follow ends when the listed steps are read") {
+  Fixture f;
+  JobLogView view;
+  view.open = true;
+  auto cursor = open_job_log_cursor(
+                    f.io.get_executor(), f.hub, [&view] { return view; }, f.dir / "m",
+                    LogSelect::kBoth, false)
+                    .value();
+  Drained seen;
+  spawn(f.io, drain(*cursor, seen));
+  poll(f.io);
+  CHECK(seen.done);
+  CHECK(seen.pieces.empty());
+
+  // A missing first file fails the request itself; a later one ends the stream with the error.
+  view.pairs.emplace_back(f.dir / "gone-stdout", f.dir / "gone-stderr");
+  auto missing = open_job_log_cursor(
+      f.io.get_executor(), f.hub, [&view] { return view; }, f.dir / "m", LogSelect::kBoth, false);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code() == Code::kNotFound);
+  CHECK(missing.error().message().find("gone-stdout") != std::string::npos);
+
+  auto capture = f.open("present");
+  REQUIRE(capture->close().ok());
+  view.pairs.insert(view.pairs.begin(), {capture->stdout_path(), capture->stderr_path()});
+  auto later = open_job_log_cursor(
+      f.io.get_executor(), f.hub, [&view] { return view; }, f.dir / "m", LogSelect::kBoth, false);
+  REQUIRE(later.has_value());
+  Drained failed;
+  spawn(f.io, drain(**later, failed));
+  poll(f.io);
+  CHECK(failed.done);
+  CHECK(failed.status.code() == Code::kNotFound);
+  CHECK(failed.status.message().find("gone-stdout") != std::string::npos);
+}
+
 TEST_CASE("a cursor that does not follow ends at what is written now, even of a live file") {
   Fixture f;
   auto capture = f.open();

@@ -712,6 +712,47 @@ jobs:
         std::string::npos);
 }
 
+TEST_CASE("a job's run steps get their own container names, and every log pair is listed") {
+  Harness h;
+  h.engine.script["job"] = {{milliseconds(10), 0, unavailable("dockerd restarting"), ""},
+                            {milliseconds(10), 0, {}, ""}};
+  auto run = h.make(R"(
+version: 1
+name: steps
+jobs:
+  job:
+    retries: 1
+    steps:
+      - id: setup
+        run: { image: busybox }
+      - run: { image: busybox }
+  single:
+    steps: [ { run: { image: busybox } } ]
+)");
+  h.drive(*run);
+  CHECK(job_of(*run, "job").state == proto::JobState::kSucceeded);
+  const std::string prefix = "odd-" + run->info().id + "-";
+  std::vector<std::string> names;
+  for (const auto& request : h.engine.requests) names.push_back(request.name);
+  // Attempt 1 fails at its first step; attempt 2 runs both.
+  CHECK(std::count(names.begin(), names.end(), prefix + "job-setup") == 1);
+  CHECK(std::count(names.begin(), names.end(), prefix + "job-setup-2") == 1);
+  CHECK(std::count(names.begin(), names.end(), prefix + "job-step2-2") == 1);
+  CHECK(std::count(names.begin(), names.end(), prefix + "single") == 1);
+
+  const auto& logs = run->job_summaries()[0].logs;
+  REQUIRE(logs.size() == 3);
+  CHECK(logs[0].step == "setup");
+  CHECK(logs[0].attempt == 1);
+  CHECK(logs[0].name == prefix + "job-setup");
+  CHECK(logs[1].attempt == 2);
+  CHECK(logs[2].step == "run#2");
+  CHECK(logs[2].attempt == 2);
+  CHECK(logs[2].name == prefix + "job-step2-2");
+  CHECK(logs[2].stdout_path.find("-stdout") != std::string::npos);
+  CHECK(run->job_summaries()[0].log_paths.stdout_path.value_or("") == logs[2].stdout_path);
+}
+
 TEST_CASE("a bind mount outside the allowed roots fails the job naming the spec path") {
   Harness h;
   auto run = h.make(R"(

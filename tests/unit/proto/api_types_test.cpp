@@ -104,15 +104,18 @@ TEST_CASE("states convert to and from their names; an unknown name lists the acc
   CHECK(!is_final(JobState::kRetrying));
 }
 
-TEST_CASE("the per-job summary always has exactly the stable keys of DESIGN §9") {
-  const std::set<std::string> expected{
-      "run_id",      "job",          "key",          "matrix",         "host",
-      "image",       "image_digest", "container_id", "container_name", "started_at",
-      "finished_at", "state",        "exit_code",    "attempts",       "error",
-      "log_paths",   "suites",       "outputs"};
+TEST_CASE("the per-job summary always has the stable keys of DESIGN §9, and logs") {
+  std::set<std::string> expected{"run_id",         "job",        "key",          "matrix",
+                                 "host",           "image",      "image_digest", "container_id",
+                                 "container_name", "started_at", "finished_at",  "state",
+                                 "exit_code",      "attempts",   "error",        "log_paths",
+                                 "suites",         "outputs"};
+  CHECK(keys_of(Json::parse(kDesignJobSummary)) == expected);
+  expected.insert("logs");
   JobSummary empty;
   const Json json = encode(empty);
   CHECK(keys_of(json) == expected);
+  CHECK(json["logs"] == Json::array());
   CHECK(keys_of(json["log_paths"]) == std::set<std::string>{"stdout", "stderr"});
   CHECK(json["image"].is_null());
   CHECK(json["exit_code"].is_null());
@@ -121,7 +124,6 @@ TEST_CASE("the per-job summary always has exactly the stable keys of DESIGN §9"
   CHECK(json["matrix"] == Json::object());
   CHECK(json["suites"] == Json::array());
   CHECK(json["outputs"] == Json::object());
-  CHECK(keys_of(Json::parse(kDesignJobSummary)) == expected);
 }
 
 TEST_CASE("the DESIGN §9 example summary decodes and re-encodes to the same JSON") {
@@ -137,7 +139,33 @@ TEST_CASE("the DESIGN §9 example summary decodes and re-encodes to the same JSO
   REQUIRE(summary->suites.size() == 2);
   CHECK(summary->suites[1] == SuiteResult{"30-disable-default", SuiteStatus::kFail, "xfail"});
   CHECK(summary->log_paths.stderr_path == "...");
-  CHECK(encode(*summary).dump() == original.dump());
+  CHECK(summary->logs.empty());
+  Json expected = original;
+  expected["logs"] = Json::array();
+  CHECK(encode(*summary).dump() == expected.dump());
+}
+
+TEST_CASE("a summary's logs list each step's pair with its attempt, in order") {
+  JobSummary summary = decode_job_summary(Json::parse(kDesignJobSummary)).value();
+  summary.logs = {{"suite", 1, "odd-r-flux-suite", "/s/a-stdout.zst", "/s/a-stderr.zst"},
+                  {"exec#4", 2, "odd-r-flux-step4-2", "/s/b-stdout.zst", "/s/b-stderr.zst"}};
+  const Json json = encode(summary);
+  REQUIRE(json["logs"].size() == 2);
+  CHECK(json["logs"][1] == Json{{"step", "exec#4"},
+                                {"attempt", 2},
+                                {"name", "odd-r-flux-step4-2"},
+                                {"stdout", "/s/b-stdout.zst"},
+                                {"stderr", "/s/b-stderr.zst"}});
+  auto back = decode_job_summary(json);
+  REQUIRE_MESSAGE(back.has_value(), back.error().message());
+  CHECK(*back == summary);
+
+  Json bad = json;
+  bad["logs"][0]["attempt"] = "one";
+  auto refused = decode_job_summary(bad);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message() ==
+        "logs[0].attempt: expected an unsigned integer up to 4294967295, got string");
 }
 
 TEST_CASE("a job status and a run object round-trip, matrix order kept") {
