@@ -237,7 +237,8 @@ class JobCursor final : public ByteCursor {
         if (Status opened = open_pair(view.pairs[next_pair_]); !opened.ok()) co_return opened;
         continue;
       }
-      if (!follow_ || !view.open) co_return std::string();
+      // A marker the writer does not hold open would make the wait below return at once.
+      if (!follow_ || !view.open || !hub_.live(marker_)) co_return std::string();
       const std::array<std::filesystem::path, 1> marker{marker_};
       Status s = co_await hub_.wait(executor_, marker, seen, kLogFollowPoll);
       if (!s.ok()) co_return s;

@@ -91,9 +91,9 @@ struct JobLogView {
 
 // A cursor over every pair `view()` lists, one after the other, each read as open_log_cursor()
 // reads it (`select`: stdout, stderr or both). When `follow`, a live pair is followed to its end,
-// and while the view is open the cursor waits for the next pair: the writer notifies `marker` on
-// the hub when it adds one and closes it when the attempt ends. `view` is called on each turn.
-// not_found naming a file that does not exist: from here for the first pair, from next() for
+// and while the view is open the cursor waits for the next pair: the writer holds `marker` open on
+// the hub while the attempt runs, and notifies it when it adds a pair. `view` is called on each
+// turn. not_found naming a file that does not exist: from here for the first pair, from next() for
 // later ones.
 Result<std::unique_ptr<ByteCursor>> open_job_log_cursor(asio::any_io_executor executor, LogHub& hub,
                                                         std::function<JobLogView()> view,
