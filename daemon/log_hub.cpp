@@ -237,11 +237,17 @@ class JobCursor final : public ByteCursor {
         if (Status opened = open_pair(view.pairs[next_pair_]); !opened.ok()) co_return opened;
         continue;
       }
-      // A marker the writer does not hold open would make the wait below return at once.
-      if (!follow_ || !view.open || !hub_.live(marker_)) co_return std::string();
-      const std::array<std::filesystem::path, 1> marker{marker_};
-      Status s = co_await hub_.wait(executor_, marker, seen, kLogFollowPoll);
-      if (!s.ok()) co_return s;
+      if (!follow_ || !view.open) co_return std::string();
+      if (hub_.live(marker_)) {
+        const std::array<std::filesystem::path, 1> marker{marker_};
+        Status s = co_await hub_.wait(executor_, marker, seen, kLogFollowPoll);
+        if (!s.ok()) co_return s;
+        continue;
+      }
+      // The attempt has not started: nothing notifies until it does, so the view is polled.
+      asio::steady_timer timer(executor_, kLogFollowPoll);
+      auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return cancelled("waiting for the job to start: cancelled");
     }
   }
 

@@ -83,7 +83,8 @@ Result<std::unique_ptr<ByteCursor>> open_log_cursor(asio::any_io_executor execut
                                                     bool follow);
 
 // A job's log as it stands: the (stdout, stderr) files of one attempt's containers and exec
-// steps so far, in the order they were opened, and whether more may come (the attempt runs).
+// steps so far, in the order they were opened, and whether more may come (the attempt runs or has
+// yet to start).
 struct JobLogView {
   std::vector<std::pair<std::filesystem::path, std::filesystem::path>> pairs;
   bool open = false;
@@ -92,7 +93,8 @@ struct JobLogView {
 // A cursor over every pair `view()` lists, one after the other, each read as open_log_cursor()
 // reads it (`select`: stdout, stderr or both). When `follow`, a live pair is followed to its end,
 // and while the view is open the cursor waits for the next pair: the writer holds `marker` open on
-// the hub while the attempt runs, and notifies it when it adds a pair. `view` is called on each
+// the hub while the attempt runs, and notifies it when it adds a pair; before the attempt starts
+// (open, marker not held) the view is polled every kLogFollowPoll. `view` is called on each
 // turn. not_found naming a file that does not exist: from here for the first pair, from next() for
 // later ones.
 Result<std::unique_ptr<ByteCursor>> open_job_log_cursor(asio::any_io_executor executor, LogHub& hub,

@@ -600,13 +600,16 @@ Result<std::unique_ptr<ByteCursor>> RunManager::logs(const std::string& run_id,
     }
     const auto index = static_cast<std::size_t>(it - jobs.begin());
     const std::uint32_t attempt = it->attempt;
-    // The attempt running now, followed from step to step until it ends; a retry is another log.
-    auto view = [run, index, attempt] {
+    // The attempt running now, or the first one of a job yet to start, followed from step to step
+    // until it ends; a retry is another log.
+    auto view = [run, index, followed = attempt]() mutable {
       const proto::JobStatus& status = run->execution().info().jobs[index];
+      if (followed == 0) followed = status.attempt;
       JobLogView v;
-      v.pairs = attempt_logs(run->execution().job_summaries()[index], attempt);
-      v.open = !run->finished() && status.state == proto::JobState::kRunning &&
-               status.attempt == attempt;
+      v.pairs = attempt_logs(run->execution().job_summaries()[index], followed);
+      v.open = !run->finished() &&
+               ((status.state == proto::JobState::kRunning && status.attempt == followed) ||
+                (status.state == proto::JobState::kPending && followed == 0));
       return v;
     };
     const JobLogView now = view();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Logs: byte-exact storage of both streams (binary bytes, a line over 16 KiB, no final newline),
 # a follower that stops reading does not stall the job, artifacts hold the decompressed logs; a
-# job of several run steps: a container each, one log with every step, live and stored.
+# job of several run steps: a container each, one log with every step, live and stored; -f on a
+# job yet to start waits for it.
 source "$(dirname "$0")/lib.sh"
 start_oddd
 cd "$E2E_DIR"
@@ -61,6 +62,26 @@ expect_eq "$(json "d['log_paths']['stdout'] == d['logs'][1]['stdout']")" True \
 kept=$("${DOCKER[@]}" inspect "odd-$run-job-first" --format '{{.Name}}' 2>&1 || true)
 expect_eq "$kept" "/odd-$run-job-first" "the kept container is named after its step"
 "${DOCKER[@]}" rm -f "odd-$run-job-first" >/dev/null
+
+# Following a job that has not started: -f waits for it and prints its log; without -f it has
+# none yet (exit 4).
+spec later.yml <<YAML
+version: 1
+name: later
+jobs:
+  first:
+    steps: [ { run: { image: $ODD_TEST_IMAGE, cmd: ["sleep", "3"] } } ]
+  later:
+    needs: [first]
+    steps: [ { run: { image: $ODD_TEST_IMAGE, cmd: ["echo", "later ran"] } } ]
+YAML
+expect_exit 0 "$ODDC" run later.yml --detach
+run=$(tr -d '[:space:]' <<<"$OUT")
+expect_exit 4 "$ODDC" logs "$run" later
+check "without -f: no logs yet" grep -q "later of run $run has no logs yet" <<<"$ERR"
+expect_exit 0 "$ODDC" logs "$run" later -f
+expect_eq "$OUT" "later ran" "-f waited for the job to start and printed its log"
+wait_state "$run" succeeded 60
 
 # A follower that stops reading: the job writes 40 MB and must still finish.
 spec flood.yml <<YAML

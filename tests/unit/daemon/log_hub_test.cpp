@@ -185,6 +185,56 @@ TEST_CASE("a job cursor reads step after step and, following, waits for the atte
   CHECK(joined(again.pieces) == "compose up\npytest passed\n");
 }
 
+TEST_CASE("a job cursor following a job yet to start waits for its attempt, then reads it") {
+  Fixture f;
+  const std::filesystem::path marker = f.dir / "jobs-later";
+  JobLogView view;
+  view.open = true;
+  auto cursor =
+      open_job_log_cursor(
+          f.io.get_executor(), f.hub, [&view] { return view; }, marker, LogSelect::kBoth, true)
+          .value();
+  Drained seen;
+  spawn(f.io, drain(*cursor, seen));
+  auto writer = [&]() -> asio::awaitable<void> {
+    co_await pause(kLogFollowPoll + kLogFollowPoll / 2);
+    CHECK_FALSE(seen.done);
+    f.hub.open(marker);
+    auto step = f.open("later");
+    view.pairs.emplace_back(step->stdout_path(), step->stderr_path());
+    f.hub.notify(marker);
+    step->write(OutputStream::kStdout, "started at last\n");
+    REQUIRE(step->close().ok());
+    view.open = false;
+    f.hub.close(marker);
+  };
+  spawn(f.io, writer());
+  f.io.run();
+  CHECK(seen.done);
+  CHECK(seen.status.ok());
+  CHECK(joined(seen.pieces) == "started at last\n");
+
+  // A job that never starts (skipped): the follower ends with nothing.
+  JobLogView skipped;
+  skipped.open = true;
+  auto never = open_job_log_cursor(
+                   f.io.get_executor(), f.hub, [&skipped] { return skipped; }, f.dir / "skipped",
+                   LogSelect::kBoth, true)
+                   .value();
+  Drained none;
+  spawn(f.io, drain(*never, none));
+  auto skipper = [&]() -> asio::awaitable<void> {
+    co_await pause(std::chrono::milliseconds(10));
+    skipped.open = false;
+  };
+  spawn(f.io, skipper());
+  f.io.restart();
+  f.io.run();
+  CHECK(none.done);
+  CHECK(none.status.ok());
+  CHECK(none.pieces.empty());
+}
+
 TEST_CASE("a job cursor that does not follow ends when the listed steps are read") {
   Fixture f;
   JobLogView view;
