@@ -253,18 +253,32 @@ odd_transfer() { # PEER put|get BUFFER
   fi
 }
 
-# oddd_transfer: a run of an exec that connects the pool, the upload, the download into the
-# run's artifacts and an exec to end on; the steps are timed by their events.
+# oddd_transfer put|get: a run of an exec that connects the pool, the upload of the file (or the
+# download of the uploaded one into the run's artifacts) and an exec to end on; the transfer step
+# is timed by its events, and its rate saved as the other peers' are.
 oddd_transfer() {
-  local got
+  local dir="$1" out got bytes
+  say "p8: oddd $dir"
+  [ "$dir" = get ] || rm -f "$p8_remote.oddd"
   sync
-  run_peer p8 oddd "$odd" steps "$work/oddd.sock" "$work/p8.yml"
-  got="$(find "$work/state" -name p8.bin -type f | head -n 1)"
-  if [ -n "$got" ]; then
+  if ! out="$("$odd" steps "$work/oddd.sock" "$work/p8-$dir.yml" 2>"$work/p8.oddd-$dir.$round.err" \
+    </dev/null)"; then
+    say "p8: oddd $dir failed: $(tail -n 3 "$work/p8.oddd-$dir.$round.err")"
+    return 0
+  fi
+  if [ "$dir" = put ]; then
+    bytes=$(stat -c %s "$p8_remote.oddd")
+  else
+    got="$(find "$work/state" -name p8.bin -type f | head -n 1)"
+    bytes=$(stat -c %s "$got")
     cmp -s "$p8_file" "$got" || say "p8: oddd download: the file differs"
     rm -f "$got"
   fi
-  rm -f "$p8_remote.oddd"
+  save_result p8 "oddd-$dir" "$(STEPS="$out" BYTES="$bytes" "$python" -c '
+import json, os
+ms = json.loads(os.environ["STEPS"])["step_ms"][1]
+b = int(os.environ["BYTES"])
+print(json.dumps({"bytes": b, "wall_s": ms / 1e3, "mb_per_s": b / ms / 1e3}))')"
 }
 
 if wants p8; then
@@ -272,39 +286,47 @@ if wants p8; then
   p8_remote="$h1/remote/p8"
   say "p8: writing $p8_mib MiB of random bytes"
   head -c $((p8_mib << 20)) /dev/urandom >"$p8_file"
-  cat >"$work/p8.yml" <<YAML
+  for dir in put get; do
+    if [ "$dir" = put ]; then
+      step="upload: { src: $p8_file, dest: $p8_remote.oddd }"
+    else
+      step="download: { src: $p8_remote.oddd, dest: p8.bin }"
+    fi
+    cat >"$work/p8-$dir.yml" <<YAML
 version: 1
-name: p8
+name: p8-$dir
 jobs:
   sftp:
     host: h1
     steps:
       - exec: { cmd: "true" }
-      - upload: { src: $p8_file, dest: $p8_remote.oddd }
-      - exec: { cmd: "sync" }
-      - download: { src: $p8_remote.oddd, dest: p8.bin }
+      - $step
       - exec: { cmd: "true" }
 YAML
+  done
   # Load from anything else on the machine moves these figures by up to 2x from one minute to
-  # the next: OpenSSH and odd alternate within each round, in another order each round.
+  # the next, and so does the guest's memory handed back to the host between transfers (each
+  # one writes 256 MiB into fresh pages): the peers alternate within each round, in another
+  # order each round.
   for ((round = 1; round <= rounds; round++)); do
     for dir in put get; do
       if ((round % 2)); then
         sftp_transfer sftp "$dir"
         sftp_transfer sftp-hmac "$dir"
         odd_transfer odd "$dir" $((1 << 20))
+        oddd_transfer "$dir"
       else
+        oddd_transfer "$dir"
         odd_transfer odd "$dir" $((1 << 20))
         sftp_transfer sftp-hmac "$dir"
         sftp_transfer sftp "$dir"
       fi
     done
-    oddd_transfer
   done
   round=1
   odd_transfer odd32k put 32768
   odd_transfer odd32k get 32768
-  rm -f "$p8_remote.sftp" "$p8_remote.odd"
+  rm -f "$p8_remote.sftp" "$p8_remote.odd" "$p8_remote.oddd"
 
   head -c $((paramiko_mib << 20)) "$p8_file" >"$work/p8-small.bin"
   run_peer p8 paramiko-put "$python" "$paramiko_peer" --dir "$h1" put "$work/p8-small.bin" \
@@ -460,7 +482,7 @@ if any(ran("p7", p) for p in ("ssh-fresh", "ssh-mux", "paramiko", "odd", "oddd")
                 print(f"    vs {name:<30}{ratio:>8.3f}x   target <= {limit}x: "
                       f"{verdict(ratio <= limit)}")
 
-if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
+if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd-put", "paramiko-put")):
     print(f"\nP8  SFTP of a {p8_mib} MiB file of random bytes, transfer only on a connected "
           f"session, MB/s (10^6 bytes/s); best of the rounds where repeated")
     print(f"  {'peer':<42}{'put':>8}{'get':>8}   rounds put / get")
@@ -487,19 +509,7 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
     row("sftp-hmac", "OpenSSH sftp, MAC hmac-sha2-256 as sshx")
     row("odd", "odd sshx, 1 MiB buffers")
     row("odd32k", "odd sshx, 32 KiB buffers")
-    oddd = load_all("p8", "oddd")
-    if oddd:
-        size = int(p8_mib) << 20
-        put = [size / 1e3 / r["step_ms"][1] for r in oddd]
-        get = [size / 1e3 / r["step_ms"][3] for r in oddd]  # step 2 is the sync
-        rates[("oddd", "put")], rates[("oddd", "get")] = max(put), max(get)
-        line = f"  {'oddd upload / download steps':<42}{max(put):>8.0f}{max(get):>8.0f}"
-        if len(oddd) > 1:
-            line += ("   " + " ".join(f"{x:.0f}" for x in put) + " / "
-                     + " ".join(f"{x:.0f}" for x in get))
-        print(line)
-    elif ran("p8", "oddd"):
-        print(f"  {'oddd upload / download steps':<42}{'failed':>8}")
+    row("oddd", "oddd upload / download steps")
     row("paramiko", f"paramiko ({paramiko_mib} MiB file)")
     for d in ("put", "get"):
         results = [r for r in load_all("p8", f"odd-{d}") if "cpu_s" in r]
@@ -514,7 +524,6 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
               f"does: {c['mb_per_s_16']:.0f} MB/s from OpenSSL's default provider, "
               f"{c['mb_per_s_16_odd']:.0f} MB/s from sshx's CTR provider; "
               f"{c['mb_per_s_32k']:.0f} MB/s fed 32 KiB per call)")
-    size = int(p8_mib) << 20
     for peer, title in (("oddd", "P8 oddd steps"), ("odd", "sshx alone")):
         for d in ("put", "get"):
             for base, name in (("sftp", "sftp"), ("sftp-hmac", "sftp with hmac-sha2-256")):
@@ -526,9 +535,6 @@ if any(ran("p8", p) for p in ("sftp-put", "odd-put", "oddd", "paramiko-put")):
                 # Each round's pair ran within seconds of each other: their ratios show how
                 # much of the difference is load.
                 ours = by_round("p8", f"{peer}-{d}")
-                if peer == "oddd":
-                    ours = {k: {"mb_per_s": size / 1e3 / r["step_ms"][1 if d == "put" else 3]}
-                            for k, r in by_round("p8", "oddd").items()}
                 theirs = by_round("p8", f"{base}-{d}")
                 pairs = [ours[k]["mb_per_s"] / theirs[k]["mb_per_s"]
                          for k in sorted(ours) if k in theirs]
