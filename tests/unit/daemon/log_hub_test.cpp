@@ -42,6 +42,27 @@ struct Fixture {
     return std::move(*capture);
   }
 
+  // A step of the attempt `view` follows, as the scheduler runs one: its pair listed, `marker`
+  // notified, `out` and `err` written, the step ended.
+  void run_step(JobLogView& view, const std::filesystem::path& marker, std::string name,
+                std::string_view out, std::string_view err = {}) {
+    auto step = open(std::move(name));
+    view.pairs.emplace_back(step->stdout_path(), step->stderr_path());
+    hub.notify(marker);
+    step->write(OutputStream::kStdout, out);
+    if (!err.empty()) step->write(OutputStream::kStderr, err);
+    REQUIRE(step->close().ok());
+  }
+
+  // A job cursor over whatever `view` lists when it asks.
+  std::unique_ptr<ByteCursor> job_cursor(const JobLogView& view, std::filesystem::path marker,
+                                         LogSelect select, bool follow) {
+    auto c = open_job_log_cursor(
+        io.get_executor(), hub, [&view] { return view; }, std::move(marker), select, follow);
+    REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
+    return std::move(*c);
+  }
+
   std::unique_ptr<ByteCursor> cursor(std::vector<std::filesystem::path> files, bool follow) {
     auto c = open_log_cursor(io.get_executor(), hub, std::move(files), follow);
     REQUIRE_MESSAGE(c.has_value(), c.error().to_string());
@@ -134,10 +155,7 @@ TEST_CASE("a job cursor reads step after step and, following, waits for the atte
   JobLogView view;
   view.open = true;
   f.hub.open(marker);
-  auto cursor =
-      open_job_log_cursor(
-          f.io.get_executor(), f.hub, [&view] { return view; }, marker, LogSelect::kBoth, true)
-          .value();
+  auto cursor = f.job_cursor(view, marker, LogSelect::kBoth, true);
   Drained seen;
   spawn(f.io, drain(*cursor, seen));
   // No step has a log yet: the follower waits instead of ending.
@@ -145,19 +163,10 @@ TEST_CASE("a job cursor reads step after step and, following, waits for the atte
   CHECK_FALSE(seen.done);
 
   auto writer = [&]() -> asio::awaitable<void> {
-    auto first = f.open("step1");
-    view.pairs.emplace_back(first->stdout_path(), first->stderr_path());
-    f.hub.notify(marker);
-    first->write(OutputStream::kStdout, "compose up\n");
-    first->write(OutputStream::kStderr, "pulling\n");
-    REQUIRE(first->close().ok());
+    f.run_step(view, marker, "step1", "compose up\n", "pulling\n");
     co_await pause(std::chrono::milliseconds(2));
     CHECK_FALSE(seen.done);
-    auto second = f.open("step2");
-    view.pairs.emplace_back(second->stdout_path(), second->stderr_path());
-    f.hub.notify(marker);
-    second->write(OutputStream::kStdout, "pytest passed\n");
-    REQUIRE(second->close().ok());
+    f.run_step(view, marker, "step2", "pytest passed\n");
     co_await pause(std::chrono::milliseconds(2));
     CHECK_FALSE(seen.done);
     view.open = false;
@@ -174,10 +183,7 @@ TEST_CASE("a job cursor reads step after step and, following, waits for the atte
   CHECK(f.hub.waiters() == 0);
 
   // Read again without following: the same steps, stdout only, in order.
-  auto stored =
-      open_job_log_cursor(
-          f.io.get_executor(), f.hub, [&view] { return view; }, marker, LogSelect::kStdout, false)
-          .value();
+  auto stored = f.job_cursor(view, marker, LogSelect::kStdout, false);
   Drained again;
   spawn(f.io, drain(*stored, again));
   poll(f.io);
@@ -190,21 +196,14 @@ TEST_CASE("a job cursor following a job yet to start waits for its attempt, then
   const std::filesystem::path marker = f.dir / "jobs-later";
   JobLogView view;
   view.open = true;
-  auto cursor =
-      open_job_log_cursor(
-          f.io.get_executor(), f.hub, [&view] { return view; }, marker, LogSelect::kBoth, true)
-          .value();
+  auto cursor = f.job_cursor(view, marker, LogSelect::kBoth, true);
   Drained seen;
   spawn(f.io, drain(*cursor, seen));
   auto writer = [&]() -> asio::awaitable<void> {
     co_await pause(kLogFollowPoll + kLogFollowPoll / 2);
     CHECK_FALSE(seen.done);
     f.hub.open(marker);
-    auto step = f.open("later");
-    view.pairs.emplace_back(step->stdout_path(), step->stderr_path());
-    f.hub.notify(marker);
-    step->write(OutputStream::kStdout, "started at last\n");
-    REQUIRE(step->close().ok());
+    f.run_step(view, marker, "later", "started at last\n");
     view.open = false;
     f.hub.close(marker);
   };
@@ -217,10 +216,7 @@ TEST_CASE("a job cursor following a job yet to start waits for its attempt, then
   // A job that never starts (skipped): the follower ends with nothing.
   JobLogView skipped;
   skipped.open = true;
-  auto never = open_job_log_cursor(
-                   f.io.get_executor(), f.hub, [&skipped] { return skipped; }, f.dir / "skipped",
-                   LogSelect::kBoth, true)
-                   .value();
+  auto never = f.job_cursor(skipped, f.dir / "skipped", LogSelect::kBoth, true);
   Drained none;
   spawn(f.io, drain(*never, none));
   auto skipper = [&]() -> asio::awaitable<void> {
@@ -239,10 +235,7 @@ TEST_CASE("a job cursor that does not follow ends when the listed steps are read
   Fixture f;
   JobLogView view;
   view.open = true;
-  auto cursor = open_job_log_cursor(
-                    f.io.get_executor(), f.hub, [&view] { return view; }, f.dir / "m",
-                    LogSelect::kBoth, false)
-                    .value();
+  auto cursor = f.job_cursor(view, f.dir / "m", LogSelect::kBoth, false);
   Drained seen;
   spawn(f.io, drain(*cursor, seen));
   poll(f.io);
