@@ -433,8 +433,9 @@ asio::awaitable<Result<std::shared_ptr<Session>>> Session::connect(asio::any_io_
   const int fd = d.socket.native_handle();
   auto handshake =
       co_await self->call([&] { return libssh2_session_handshake(raw, fd); }, deadline);
-  if (!handshake) co_return handshake.error();
-  if (*handshake != 0) co_return self->last_error("SSH handshake");
+  if (!handshake || *handshake != 0) {
+    co_return self->handshake_error(handshake ? ok_status() : handshake.error());
+  }
 
   std::size_t key_length = 0;
   int key_type = 0;
@@ -569,6 +570,25 @@ bool Session::check_connection() {
     lose_connection("closed by the server");
   }
   return usable();
+}
+
+Status Session::handshake_error(Status why) const {
+  if (why.code() == Code::kCancelled) return why;
+  const char* banner = libssh2_session_banner_get(session_);
+  if (banner != nullptr && std::string_view(banner).starts_with("SSH-")) {
+    return why.ok() ? last_error("SSH handshake") : why;
+  }
+  // Without "SSH-" from the peer, libssh2's words ("Failed getting banner") and the deadline's
+  // ("no answer in time") hide the likely cause: no SSH server listens on that port.
+  std::string text = description_ + ": SSH handshake: the server sent no SSH banner";
+  if (!lost_.empty()) {
+    text += " before the connection was lost (" + lost_ + ")";
+  } else if (why.code() == Code::kDeadlineExceeded) {
+    text += " in time";
+  }
+  text += "; is an SSH server listening on port " + std::to_string(options_.port) + "?";
+  return {why.ok() || why.code() == Code::kInternal ? Code::kUnavailable : why.code(),
+          std::move(text)};
 }
 
 bool Session::input_pending() const {

@@ -121,6 +121,9 @@ class Session : public std::enable_shared_from_this<Session> {
   friend struct DriverLoop;
   Session(asio::any_io_executor executor, SessionOptions options);
   asio::awaitable<Status> authenticate(Deadline deadline);
+  // Why the handshake failed (`why` when the call itself failed), naming a peer that sent no
+  // SSH banner as probably not an SSH server.
+  Status handshake_error(Status why) const;
 
   static bool would_block(LIBSSH2_SESSION*, long rc) { return rc == LIBSSH2_ERROR_EAGAIN; }
   template <class T>

@@ -3,6 +3,10 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdlib>
@@ -23,6 +27,7 @@ namespace {
 using sshx::ExecRequest;
 using sshx::ExecStream;
 using sshx::Session;
+using tcp = asio::ip::tcp;
 
 struct Captured {
   std::string out;
@@ -443,6 +448,57 @@ TEST_CASE("a port where nothing listens is unavailable, naming the host") {
     REQUIRE_FALSE(session.has_value());
     ODD_CHECK_CODE(session.error(), Code::kUnavailable);
     CHECK(session.error().message().find("127.0.0.1:1") != std::string::npos);
+  }());
+}
+
+// A listener on loopback that answers each connection with `reply` (if any) and then closes it,
+// or, with `hold`, keeps it open without a word.
+asio::awaitable<void> not_ssh_server(std::shared_ptr<tcp::acceptor> acceptor, std::string reply,
+                                     bool hold) {
+  std::vector<tcp::socket> held;
+  for (;;) {
+    auto [ec, peer] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (hold) {
+      held.push_back(std::move(peer));
+      continue;
+    }
+    co_await asio::async_write(peer, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+TEST_CASE("a peer that sends no SSH banner is named as probably not an SSH server") {
+  run_io([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    struct Case {
+      std::string reply;
+      bool hold;
+      Code code;
+      std::string says;
+    };
+    const std::vector<Case> cases{
+        {"HTTP/1.1 400 Bad Request\r\n\r\n", false, Code::kUnavailable, "sent no SSH banner;"},
+        {"", true, Code::kDeadlineExceeded, "sent no SSH banner in time"}};
+    for (const Case& c : cases) {
+      CAPTURE(c.says);
+      auto acceptor = std::make_shared<tcp::acceptor>(
+          executor, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+      asio::co_spawn(executor, not_ssh_server(acceptor, c.reply, c.hold), asio::detached);
+      auto options = sshd_options();
+      options.address = "127.0.0.1";
+      options.port = acceptor->local_endpoint().port();
+      options.connect_timeout = Millis(500);
+      auto session = co_await Session::connect(executor, options);
+      acceptor->close();
+      REQUIRE_FALSE(session.has_value());
+      ODD_CHECK_CODE(session.error(), c.code);
+      const std::string message = session.error().message();
+      CHECK(message.find("127.0.0.1:" + std::to_string(options.port) +
+                         "): SSH handshake: the server sent no SSH banner") != std::string::npos);
+      CHECK(message.find(c.says) != std::string::npos);
+      CHECK(message.find("is an SSH server listening on port " + std::to_string(options.port) +
+                         "?") != std::string::npos);
+    }
   }());
 }
 
