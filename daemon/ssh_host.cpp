@@ -36,7 +36,10 @@ class SshHost final : public RemoteHost {
                                  pool_options_for(config))),
         journal_(std::move(uploads)) {
     if (config.docker) {
-      client_ = std::make_unique<engine::DockerClient>(executor, make_ssh_docker_dialer(pool_));
+      engine::DockerClientOptions options;
+      options.http.close_idle = true;  // else an idle connection keeps its session for good
+      client_ =
+          std::make_unique<engine::DockerClient>(executor, make_ssh_docker_dialer(pool_), options);
       builder_ = std::make_unique<engine::ImageBuilder>(*client_, blocking,
                                                         state_dir / "build-digests" / name);
       engine_ = std::make_unique<DockerEngine>(*client_, *builder_, DockerEngineOptions{});

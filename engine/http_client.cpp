@@ -262,7 +262,8 @@ struct HttpClient::Impl {
         dialer(std::move(d)),
         options(o),
         target(dialer->describe()),
-        pool_changed(executor, TimePoint::max()) {}
+        pool_changed(executor, TimePoint::max()),
+        reaper(executor) {}
 
   asio::any_io_executor executor;
   std::unique_ptr<Dialer> dialer;
@@ -272,6 +273,8 @@ struct HttpClient::Impl {
   std::size_t in_use = 0;
   std::size_t opened = 0;
   asio::steady_timer pool_changed;  // cancel_one() wakes a coroutine waiting for a free slot
+  asio::steady_timer reaper;        // closes idle links past idle_timeout; armed while any wait
+  bool reaping = false;
 
   asio::awaitable<Result<Link>> dial(TimePoint deadline) {
     auto connect_deadline = std::min(deadline, deadline_after(options.connect_timeout));
@@ -359,10 +362,30 @@ struct HttpClient::Impl {
     if (reusable && link.conn && link.conn->is_open() && link.buffer.size() == 0) {
       link.idle_since = Clock::now();
       idle.push_back(std::move(link));
+      schedule_reap();
     } else if (link.conn) {
       link.conn->close();
     }
     release_slot();
+  }
+
+  // With close_idle, an idle link is closed once idle_timeout passes, not only when a call would
+  // reuse it: over SSH it holds a channel, a pooled session and a `docker system dial-stdio`.
+  void schedule_reap() {
+    if (!options.close_idle || reaping || idle.empty()) return;
+    reaping = true;
+    reaper.expires_at(idle.front().idle_since + options.idle_timeout);
+    // A destroyed timer completes with operation_aborted, after `this` is gone.
+    reaper.async_wait([this](error_code ec) {
+      if (ec) return;
+      reaping = false;
+      const TimePoint now = Clock::now();
+      while (!idle.empty() && now - idle.front().idle_since >= options.idle_timeout) {
+        idle.front().conn->close();
+        idle.pop_front();
+      }
+      schedule_reap();
+    });
   }
 
   asio::awaitable<error_code> send(Link& link, const std::string& data, TimePoint deadline) {

@@ -43,7 +43,10 @@ struct HttpClientOptions {
   std::size_t max_connections = 8;         // pooled connections for short calls
   std::size_t max_body_bytes = 64u << 20;  // largest body request() buffers
   Millis connect_timeout{5000};
-  Millis idle_timeout{30000};  // pooled connections unused for longer are closed, not reused
+  Millis idle_timeout{30000};  // pooled connections unused for this long are not reused
+  // Also close them when idle_timeout passes, with a timer, rather than when a call next finds
+  // them stale. The timer is work on the executor: a context's run() waits for it.
+  bool close_idle = false;
 };
 
 // The body of a streamed response, read piece by piece on its own connection.

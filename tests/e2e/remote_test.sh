@@ -3,8 +3,8 @@
 # namespace (tests/support/sshd.sh): a `.env` uploaded from a secret, a tree uploaded, a command
 # run with outputs, results downloaded into the run's artifacts, the secret in no stored file;
 # a container built and run on the host's dockerd through the SSH tunnel; a host reached through
-# ssh-agent; a failing command, a deadline that kills the remote command, and a host whose key
-# changed.
+# ssh-agent; a failing command, a deadline that kills the remote command, a host whose key
+# changed, and the idle connection to the host's dockerd closed.
 source "$(dirname "$0")/lib.sh"
 : "${ODD_TEST_SSHD_DIR:?run under tests/support/with-dockerd.sh}"
 # shellcheck disable=SC1091
@@ -172,4 +172,15 @@ jobs:
 YAML
 expect_exit 2 "$ODDC" run nodocker.yml
 check "exec on local is refused with its path" grep -q "jobs.job.steps\[0\].exec" <<<"$ERR"
+
+# The kept-alive connection to tester1's dockerd (from the image job) closes after 30 s unused,
+# giving its channel back: nothing holds tester1 once no step runs.
+in_use=""
+for _ in $(seq 1 45); do
+  expect_exit 0 "$ODDC" hosts --json
+  in_use=$(json "d['hosts']['tester1']['in_use']")
+  [ "$in_use" = 0 ] && break
+  sleep 1
+done
+expect_eq "$in_use" 0 "tester1's channels in use once its idle dockerd connection closed"
 rm -rf "$remote_dir"

@@ -95,5 +95,28 @@ TEST_CASE("a remote dockerd whose host refuses SSH fails with the host named") {
   }());
 }
 
+TEST_CASE(
+    "an idle connection to a remote dockerd is closed after idle_timeout, freeing the session") {
+  run_io([&]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    sshx::PoolOptions pool_options;
+    pool_options.idle_timeout = Millis(200);
+    auto pool = sshx::Pool::create(executor, sshd_options(), pool_options);
+    engine::DockerClientOptions options;
+    options.http.idle_timeout = Millis(300);
+    options.http.close_idle = true;
+    engine::DockerClient client(executor, daemon::make_ssh_docker_dialer(pool), options);
+    Status pinged = co_await client.ping();
+    ODD_REQUIRE_OK(pinged);
+    CHECK(pool->state().leases == 1);  // the kept-alive connection's channel
+    co_await sleep_for(Millis(1500));
+    CHECK(pool->state().leases == 0);
+    CHECK(pool->state().sessions == 0);  // then the pool's own idle timeout closed the session
+    pinged = co_await client.ping();
+    ODD_CHECK_OK(pinged);
+    CHECK(client.http().connections_opened() == 2);
+  }());
+}
+
 }  // namespace
 }  // namespace odd::integration
