@@ -491,14 +491,21 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
     co_return invalid_argument("upload source " + local.string() +
                                " is neither a file nor a directory");
   }
-  if (Status made = co_await sftp.mkdirs(remote); !made.ok()) co_return made;
-  ++stats.directories;
+  // The whole tree is read before the host is touched: a symlink or an unreadable directory deep
+  // inside refuses the upload with nothing created there.
+  struct Entry {
+    fs::path path;
+    std::string target;
+    unsigned perms;
+    bool directory;
+  };
+  std::vector<Entry> entries;
   fs::recursive_directory_iterator it(local, ec), end;
   if (ec) co_return errno_status(ec.value(), "reading " + local.string());
   for (; it != end; it.increment(ec)) {
     if (ec) co_return errno_status(ec.value(), "reading " + local.string());
-    const fs::path path = it->path();
-    const std::string target = join(remote, path.lexically_relative(local).generic_string());
+    fs::path path = it->path();
+    std::string target = join(remote, path.lexically_relative(local).generic_string());
     const fs::file_status st = it->symlink_status(ec);
     if (ec) co_return errno_status(ec.value(), "reading " + path.string());
     if (fs::is_symlink(st)) {
@@ -506,14 +513,21 @@ asio::awaitable<Status> upload_into(Sftp& sftp, const fs::path& local, const std
                                  " is a symlink (symlinks in an uploaded tree are refused)");
     }
     const auto perms = static_cast<unsigned>(st.permissions()) & 07777;
-    if (fs::is_directory(st)) {
-      if (Status made = co_await sftp.mkdir(target, perms | 0700); !made.ok()) co_return made;
-      if (Status set = co_await sftp.chmod(target, perms | 0700); !set.ok()) co_return set;
-      staged.directories.emplace_back(target, perms);
+    if (fs::is_directory(st) || fs::is_regular_file(st)) {
+      entries.push_back({std::move(path), std::move(target), perms, fs::is_directory(st)});
+    }
+  }
+  if (Status made = co_await sftp.mkdirs(remote); !made.ok()) co_return made;
+  ++stats.directories;
+  for (const Entry& e : entries) {
+    if (e.directory) {
+      if (Status made = co_await sftp.mkdir(e.target, e.perms | 0700); !made.ok()) co_return made;
+      if (Status set = co_await sftp.chmod(e.target, e.perms | 0700); !set.ok()) co_return set;
+      staged.directories.emplace_back(e.target, e.perms);
       ++stats.directories;
-    } else if (fs::is_regular_file(st)) {
-      Status sent = co_await stage_file(sftp, path, target, mode.value_or(perms), staged, stats,
-                                        buffer_bytes);
+    } else {
+      Status sent = co_await stage_file(sftp, e.path, e.target, mode.value_or(e.perms), staged,
+                                        stats, buffer_bytes);
       if (!sent.ok()) co_return sent;
     }
   }

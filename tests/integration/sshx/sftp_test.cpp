@@ -318,6 +318,35 @@ TEST_CASE("a tree with a read-only directory uploads whole, the directory's mode
   fs::permissions(src / "ro" / "sub", fs::perms(0700));
 }
 
+TEST_CASE(
+    "a symlink deep in a tree refuses it before anything is made on the host; FIFOs are skipped") {
+  TempDir local;
+  const fs::path src = local.path() / "src";
+  fs::create_directories(src / "a" / "b");
+  write_file(src / "a" / "f", "first\n");
+  write_file(src / "a" / "b" / "g", "second\n");
+  fs::create_symlink("/etc/passwd", src / "a" / "b" / "z-link");
+  const std::string dir = remote_scratch();
+  run_io([&]() -> asio::awaitable<void> {
+    auto session = co_await connect_ok();
+    co_await remote(session, "mkdir -p " + dir);
+    auto sent = co_await sshx::upload(session, src, dir + "/tree", std::nullopt);
+    REQUIRE_FALSE(sent.has_value());
+    ODD_CHECK_CODE(sent.error(), Code::kInvalidArgument);
+    CHECK(sent.error().message().find((src / "a" / "b" / "z-link").string() + " is a symlink") !=
+          std::string::npos);
+    CHECK(co_await remote(session, "ls -A " + dir) == "");
+
+    // A FIFO in place of the symlink is skipped, and the rest of the tree goes.
+    fs::remove(src / "a" / "b" / "z-link");
+    REQUIRE(::mkfifo((src / "a" / "b" / "z-fifo").c_str(), 0644) == 0);
+    auto resent = co_await sshx::upload(session, src, dir + "/tree", std::nullopt);
+    ODD_REQUIRE_OK(resent);
+    CHECK(resent->files == 2);
+    CHECK(co_await remote(session, "cd " + dir + "/tree && ls -A a/b && cat a/f") == "g\nfirst\n");
+  }());
+}
+
 TEST_CASE("a file uploaded onto a directory is refused and nothing lands inside it") {
   TempDir local;
   write_file(local.path() / "f", "data\n");
