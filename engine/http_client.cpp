@@ -273,7 +273,7 @@ struct HttpClient::Impl {
   std::size_t in_use = 0;
   std::size_t opened = 0;
   asio::steady_timer pool_changed;  // cancel_one() wakes a coroutine waiting for a free slot
-  asio::steady_timer reaper;        // closes idle links past idle_timeout; armed while any wait
+  asio::steady_timer reaper;        // with close_idle: due when the oldest idle link expires
   bool reaping = false;
 
   asio::awaitable<Result<Link>> dial(TimePoint deadline) {
