@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -382,7 +383,11 @@ class TestAgent {
   }
   ~TestAgent() {
     ::unsetenv("SSH_AUTH_SOCK");
-    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    // The agent unlinks its socket as it exits; removing the dir meanwhile could fail midway.
+    std::error_code gone;
+    if (pid_ > 0 && ::kill(pid_, SIGTERM) == 0) {
+      for (int i = 0; i < 200 && std::filesystem::exists(socket_, gone); ++i) ::usleep(10'000);
+    }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
