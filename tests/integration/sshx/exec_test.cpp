@@ -384,11 +384,10 @@ class TestAgent {
   ~TestAgent() {
     ::unsetenv("SSH_AUTH_SOCK");
     // The agent unlinks its socket as it exits; removing the dir meanwhile could fail midway.
-    std::error_code gone;
-    if (pid_ > 0 && ::kill(pid_, SIGTERM) == 0) {
-      for (int i = 0; i < 200 && std::filesystem::exists(socket_, gone); ++i) ::usleep(10'000);
-    }
     std::error_code ec;
+    if (pid_ > 0 && ::kill(pid_, SIGTERM) == 0) {
+      for (int i = 0; i < 200 && std::filesystem::exists(socket_, ec); ++i) ::usleep(10'000);
+    }
     std::filesystem::remove_all(dir_, ec);
   }
   TestAgent(const TestAgent&) = delete;
